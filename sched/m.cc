@@ -1,0 +1,65 @@
+#include "sched/m.h"
+
+#include <pthread.h>
+
+#include "absl/base/attributes.h"
+#include "alloc/throw.h"
+
+namespace stackalloc {
+namespace {
+
+std::atomic<M*> all_m{nullptr};
+std::atomic<int32_t> m_count{0};
+
+ABSL_CONST_INIT M unbound_m;
+
+// Bounds of the calling thread's own stack, for its g0.
+void ThreadStackBounds(G* g) {
+  pthread_attr_t attr;
+  void* addr = nullptr;
+  size_t size = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) {
+    Throw("getm: cannot read the thread's stack bounds");
+  }
+  pthread_attr_getstack(&attr, &addr, &size);
+  pthread_attr_destroy(&attr);
+  g->stack_lo = reinterpret_cast<uintptr_t>(addr);
+  g->stack_hi = g->stack_lo + size;
+}
+
+}  // namespace
+
+namespace internal {
+__thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC = &unbound_m;
+M* UnboundM() { return &unbound_m; }
+}  // namespace internal
+
+void mcommoninit(M* m, FixAlloc::ChunkSource source) {
+  m->id_ = m_count.fetch_add(1, std::memory_order_relaxed);
+  m->fastrand_ = 0x49f6428aU + static_cast<uint32_t>(m->id_);
+  m->stackalloc.Init(kFixedStack, source);
+  RegisterMStatsShard(&m->stats);
+  M* head = all_m.load(std::memory_order_relaxed);
+  do {
+    m->alllink_ = head;
+  } while (!all_m.compare_exchange_weak(head, m, std::memory_order_release,
+                                        std::memory_order_relaxed));
+}
+
+M* allm() { return all_m.load(std::memory_order_acquire); }
+
+int32_t mcount() { return m_count.load(std::memory_order_relaxed); }
+
+M* getm(FixAlloc::ChunkSource source) {
+  M* m = internal::tls_m;
+  if (ABSL_PREDICT_TRUE(m != &unbound_m)) return m;
+  m = new M;
+  ThreadStackBounds(m->g0());
+  m->g0()->m = m;
+  m->set_curg(m->g0());
+  mcommoninit(m, source);
+  internal::tls_m = m;
+  return m;
+}
+
+}  // namespace stackalloc

@@ -1,0 +1,123 @@
+// M and G records, the allm registry, and the binding of OS threads to Ms.
+//
+// As in the Go runtime: an M is an OS thread that runs Gs; a G is a goroutine
+// (here: any computation with its own stack). Every M has a g0, the G that
+// describes the thread's own stack, on which the scheduler and the stack
+// allocator run. Ms are created on demand, the first time a thread enters the
+// runtime, and are never freed: they stay on allm, reachable and iterable.
+//
+// Ownership: an M's fields are read and written only by the thread bound to
+// it, except id, alllink and stats, which any thread may read once the M is
+// on allm.
+
+#ifndef SCHED_M_H_
+#define SCHED_M_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/base/attributes.h"
+#include "alloc/fix_alloc.h"
+#include "alloc/stack_sizes.h"
+#include "alloc/sys_alloc.h"
+#include "stats/mstats.h"
+
+namespace stackalloc {
+
+class M;
+
+// A goroutine's record: the stack it runs on. The fiber runtime extends it.
+struct G {
+  uintptr_t stack_lo = 0;  // Lowest address of the stack.
+  uintptr_t stack_hi = 0;  // One past the highest address.
+  M* m = nullptr;          // The M running this G, if any.
+
+  // True if p lies on this G's stack.
+  bool OnStack(const void* p) const {
+    auto a = reinterpret_cast<uintptr_t>(p);
+    return stack_lo <= a && a < stack_hi;
+  }
+};
+
+// Number of free FixedStack stacks an M's cache can hold.
+inline constexpr int kStackCacheSize = 32;
+
+class M {
+ public:
+  // What stackalloc_fast_size() holds while curg != g0: matches no size.
+  static constexpr size_t kNotOnG0 = ~size_t{0};
+
+  // An unregistered M; mcommoninit() gives it an identity.
+  constexpr M() = default;
+  M(const M&) = delete;
+  M& operator=(const M&) = delete;
+
+  int64_t id() const { return id_; }
+  uint32_t fastrand() const { return fastrand_; }
+  // Next M on allm (older registrations come later).
+  M* alllink() const { return alllink_; }
+
+  G* g0() { return &g0_; }
+  G* curg() const { return curg_; }
+  // The only way to change curg, so stackalloc_fast_size() cannot go stale.
+  void set_curg(G* g) {
+    curg_ = g;
+    fast_size_ = g == &g0_ ? kFixedStack : kNotOnG0;
+  }
+  // kFixedStack while the M runs on g0, kNotOnG0 otherwise: one comparison
+  // with a request's size checks both the size and the stack it runs on.
+  size_t stackalloc_fast_size() const { return fast_size_; }
+
+  // Set while the M is inside malloc / the collector (the seed's flags):
+  // stack requests must then be FixedStack and are served by the M's pool.
+  int mallocing = 0;
+  int gcing = 0;
+
+  // The M's own stack FixAlloc (Go's m->stackalloc), behind stackcache.
+  FixAlloc stackalloc;
+  // Free FixedStack stacks; entries [0, stats.cached) are valid.
+  void* stackcache[kStackCacheSize] = {};
+  // This M's statistics; stats.cached is stackcache's length.
+  MStatsShard stats;
+
+ private:
+  friend void mcommoninit(M* m, FixAlloc::ChunkSource source);
+
+  size_t fast_size_ = kNotOnG0;
+  G* curg_ = nullptr;
+  int64_t id_ = -1;
+  uint32_t fastrand_ = 0;
+  M* alllink_ = nullptr;
+  G g0_;
+};
+
+// Registers m: id = mcount++, fastrand = 0x49f6428a + id, its stack FixAlloc
+// of FixedStack objects over `source`, its stats shard, and finally a
+// lock-free push onto allm, so a thread walking allm only ever sees Ms that
+// are fully initialised. Thread-safe.
+void mcommoninit(M* m, FixAlloc::ChunkSource source);
+
+// Head of the list of all Ms (follow M::alllink()). Safe to walk while other
+// threads register: Ms are only ever added at the head and never removed.
+M* allm();
+// Number of Ms ever registered.
+int32_t mcount();
+
+namespace internal {
+// The calling thread's M, or UnboundM() if it has not entered the runtime.
+// Initial-exec TLS: one instruction to read on the fast path.
+extern __thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC;
+// A placeholder M that is never on g0, so the fast path's size check sends
+// unbound threads to the slow path without a separate null check.
+M* UnboundM();
+}  // namespace internal
+
+// The calling thread's M. The first call on a thread creates and registers an
+// M whose g0 describes the thread's own stack, with curg = g0, and uses
+// `source` for its stack chunks. Thread-safe.
+M* getm(FixAlloc::ChunkSource source = &SysAlloc);
+
+}  // namespace stackalloc
+
+#endif  // SCHED_M_H_

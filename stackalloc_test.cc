@@ -1,0 +1,278 @@
+#include "stackalloc.h"
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "alloc/sys_alloc.h"
+#include "gtest/gtest.h"
+#include "sched/m.h"
+#include "stats/mstats.h"
+
+namespace stackalloc {
+namespace {
+
+using internal::StackallocTestPeer;
+
+constexpr size_t kChunk = FixAlloc::kChunk;
+
+// Counts chunks and can refuse them, like an OS out of address space.
+std::atomic<int64_t> chunks{0};
+std::atomic<bool> refuse{false};
+void* CountingChunkSource(size_t n) {
+  if (refuse.load()) return nullptr;
+  void* v = SysAlloc(n);
+  if (v != nullptr) chunks.fetch_add(1);
+  return v;
+}
+
+class StackallocTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    refuse = false;
+    StackallocTestPeer::SetChunkSource(&CountingChunkSource);
+    before_ = ReadMemStats();
+    chunks_before_ = chunks.load();
+  }
+  void TearDown() override { StackallocTestPeer::SetChunkSource(nullptr); }
+
+  int64_t InuseDelta() const {
+    return static_cast<int64_t>(ReadMemStats().stacks_inuse) -
+           static_cast<int64_t>(before_.stacks_inuse);
+  }
+  int64_t SysDelta() const {
+    return static_cast<int64_t>(ReadMemStats().stacks_sys) -
+           static_cast<int64_t>(before_.stacks_sys);
+  }
+  int64_t NewChunks() const { return chunks.load() - chunks_before_; }
+
+  MemStats before_;
+  int64_t chunks_before_ = 0;
+};
+
+// A stack the test owns, filled with a pattern it can check later.
+struct Held {
+  unsigned char* p;
+  unsigned char pattern;
+};
+
+void Fill(const Held& h) { memset(h.p, h.pattern, kFixedStack); }
+void Verify(const Held& h) {
+  for (size_t i = 0; i < kFixedStack; i += 61) {
+    ASSERT_EQ(h.p[i], h.pattern) << "stack contents changed at " << i;
+  }
+  ASSERT_EQ(h.p[kFixedStack - 1], h.pattern);
+}
+
+TEST_F(StackallocTest, StacksAreDistinctAlignedAndKeepTheirContents) {
+  std::vector<Held> held;
+  for (int i = 0; i < 300; ++i) {  // Several chunks, several refills.
+    auto* p = static_cast<unsigned char*>(stackalloc(kFixedStack));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kFixedStack, 0u);
+    held.push_back({p, static_cast<unsigned char>(i * 7 + 1)});
+    Fill(held.back());
+  }
+  std::set<unsigned char*> distinct;
+  for (const Held& h : held) distinct.insert(h.p);
+  EXPECT_EQ(distinct.size(), held.size());
+  for (const Held& h : held) Verify(h);
+  EXPECT_EQ(InuseDelta(), 300 * static_cast<int64_t>(kFixedStack));
+  EXPECT_EQ(SysDelta(), NewChunks() * static_cast<int64_t>(kChunk));
+  for (const Held& h : held) stackfree(h.p, kFixedStack);
+  EXPECT_EQ(InuseDelta(), 0);
+}
+
+TEST_F(StackallocTest, FreedStackIsReusedLifo) {
+  void* a = stackalloc(kFixedStack);
+  void* b = stackalloc(kFixedStack);
+  stackfree(a, kFixedStack);
+  stackfree(b, kFixedStack);
+  EXPECT_EQ(stackalloc(kFixedStack), b);
+  EXPECT_EQ(stackalloc(kFixedStack), a);
+  stackfree(a, kFixedStack);
+  stackfree(b, kFixedStack);
+}
+
+TEST_F(StackallocTest, CacheOverflowAndUnderflowKeepCountersExact) {
+  M* m = getm();
+  std::vector<void*> v;
+  for (int i = 0; i < 5 * kStackCacheSize + 3; ++i) {
+    v.push_back(stackalloc(kFixedStack));
+    ASSERT_NE(v.back(), nullptr);
+  }
+  for (void* p : v) stackfree(p, kFixedStack);
+  EXPECT_LE(m->stats.cached.value(), kStackCacheSize);
+  EXPECT_EQ(InuseDelta(), 0);
+  MemStats st = ReadMemStats();
+  EXPECT_EQ(st.stacks_cached,
+            static_cast<uint64_t>(m->stats.cached.value()) * kFixedStack);
+  EXPECT_EQ(SysDelta(), NewChunks() * static_cast<int64_t>(kChunk));
+  // Everything comes back from the cache and the FixAlloc: no new chunk.
+  int64_t c = NewChunks();
+  for (void*& p : v) p = stackalloc(kFixedStack);
+  EXPECT_EQ(NewChunks(), c);
+  EXPECT_EQ(std::set<void*>(v.begin(), v.end()).size(), v.size());
+  for (void* p : v) stackfree(p, kFixedStack);
+}
+
+TEST_F(StackallocTest, RefusedChunkReturnsNullAndLeavesCountersExact) {
+  std::thread([&] {  // A fresh M with an empty cache and FixAlloc.
+    refuse = true;
+    MemStats st0 = ReadMemStats();
+    EXPECT_EQ(stackalloc(kFixedStack), nullptr);
+    EXPECT_EQ(stackalloc(kFixedStack), nullptr);
+    MemStats st1 = ReadMemStats();
+    EXPECT_EQ(st1.stacks_inuse, st0.stacks_inuse);
+    EXPECT_EQ(st1.stacks_sys, st0.stacks_sys);
+    EXPECT_EQ(st1.stacks_cached, st0.stacks_cached);
+    refuse = false;
+    void* p = stackalloc(kFixedStack);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(InuseDelta(), static_cast<int64_t>(kFixedStack));
+    EXPECT_EQ(SysDelta(), static_cast<int64_t>(kChunk));
+    stackfree(p, kFixedStack);
+  }).join();
+  EXPECT_EQ(NewChunks(), 1);
+}
+
+TEST_F(StackallocTest, LargeStacksUseTheGeneralAllocator) {
+  auto* p = static_cast<unsigned char*>(stackalloc(3 * kFixedStack));
+  ASSERT_NE(p, nullptr);
+  memset(p, 0x77, 3 * kFixedStack);
+  EXPECT_EQ(ReadMemStats().large_stacks_inuse - before_.large_stacks_inuse,
+            3 * kFixedStack);
+  EXPECT_EQ(InuseDelta(), 0);
+  EXPECT_EQ(NewChunks(), 0);
+  stackfree(p, 3 * kFixedStack);
+  EXPECT_EQ(ReadMemStats().large_stacks_inuse, before_.large_stacks_inuse);
+}
+
+TEST_F(StackallocTest, InMallocFixedStackUsesTheMPool) {
+  M* m = getm();
+  m->mallocing = 1;
+  void* p = stackalloc(kFixedStack);
+  EXPECT_NE(p, nullptr);
+  EXPECT_EQ(InuseDelta(), static_cast<int64_t>(kFixedStack));
+  stackfree(p, kFixedStack);
+  m->mallocing = 0;
+  EXPECT_EQ(InuseDelta(), 0);
+}
+
+// 16 threads, 10k random operations each; a third of the frees happen on
+// another thread than the allocation. At quiescence the counters are exact.
+TEST_F(StackallocTest, SixteenThreadsRandomAllocFreeCountersExact) {
+  constexpr int kThreads = 16;
+  constexpr int kOps = 10000;
+  std::mutex mu;
+  std::vector<Held> shared;  // Stacks handed from one thread to another.
+  std::vector<std::vector<Held>> live(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t + 1);
+      std::vector<Held>& mine = live[t];
+      for (int i = 0; i < kOps; ++i) {
+        unsigned r = rng() % 6;
+        if (r <= 2 || mine.empty()) {
+          auto* p = static_cast<unsigned char*>(stackalloc(kFixedStack));
+          ASSERT_NE(p, nullptr);
+          mine.push_back({p, static_cast<unsigned char>(rng())});
+          Fill(mine.back());
+        } else if (r == 3) {
+          size_t j = rng() % mine.size();
+          Verify(mine[j]);
+          stackfree(mine[j].p, kFixedStack);
+          mine[j] = mine.back();
+          mine.pop_back();
+        } else if (r == 4) {
+          std::lock_guard<std::mutex> l(mu);
+          shared.push_back(mine.back());
+          mine.pop_back();
+        } else {
+          Held h{nullptr, 0};
+          {
+            std::lock_guard<std::mutex> l(mu);
+            if (shared.empty()) continue;
+            h = shared.back();
+            shared.pop_back();
+          }
+          Verify(h);
+          stackfree(h.p, kFixedStack);  // Allocated on another thread.
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+
+  std::vector<Held> all = shared;
+  for (auto& v : live) all.insert(all.end(), v.begin(), v.end());
+  std::set<unsigned char*> distinct;
+  for (const Held& h : all) {
+    distinct.insert(h.p);
+    Verify(h);
+  }
+  ASSERT_EQ(distinct.size(), all.size()) << "a stack was handed out twice";
+  EXPECT_EQ(InuseDelta(), static_cast<int64_t>(all.size() * kFixedStack));
+  EXPECT_EQ(SysDelta(), NewChunks() * static_cast<int64_t>(kChunk));
+  EXPECT_GT(NewChunks(), 0);
+
+  for (const Held& h : all) stackfree(h.p, kFixedStack);
+  EXPECT_EQ(InuseDelta(), 0);
+  EXPECT_EQ(SysDelta(), NewChunks() * static_cast<int64_t>(kChunk));
+}
+
+TEST(StackallocDeathTest, NotOnSchedulerStack) {
+  EXPECT_DEATH(
+      {
+        G g;  // Pretend the M now runs a G.
+        getm()->set_curg(&g);
+        stackalloc(kFixedStack);
+      },
+      "stackalloc not on scheduler stack");
+  EXPECT_DEATH(
+      {
+        void* p = stackalloc(kFixedStack);
+        G g;
+        getm()->set_curg(&g);
+        stackfree(p, kFixedStack);
+      },
+      "stackfree not on scheduler stack");
+}
+
+TEST(StackallocDeathTest, WrongSizeInMalloc) {
+  EXPECT_DEATH(
+      {
+        getm()->mallocing = 1;
+        stackalloc(8192);
+      },
+      "stackalloc: in malloc, size=4096 want 8192");
+  EXPECT_DEATH(
+      {
+        getm()->gcing = 1;
+        stackalloc(100);
+      },
+      "stackalloc: in malloc, size=4096 want 100");
+}
+
+TEST(StackallocDeathTest, BadArguments) {
+  EXPECT_DEATH(stackalloc(0), "stackalloc: zero-sized stack");
+#ifndef NDEBUG
+  EXPECT_DEATH(stackfree(nullptr, kFixedStack), "stackfree: nil stack");
+  EXPECT_DEATH(
+      {
+        auto* p = static_cast<char*>(stackalloc(kFixedStack));
+        stackfree(p + 16, kFixedStack);
+      },
+      "stackfree: not a FixedStack stack");
+#endif
+}
+
+}  // namespace
+}  // namespace stackalloc
