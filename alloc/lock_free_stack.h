@@ -1,0 +1,102 @@
+// LockFreeStack: a Treiber stack (lock-free LIFO) of caller-owned nodes, with
+// ABA protection.
+//
+// The head is one 64-bit word holding the top node's address in its low 48
+// bits and a 16-bit version tag above it; every successful push or pop bumps
+// the tag, so a pop that read a stale top and a stale `next` fails its CAS
+// instead of corrupting the list (ABA would need exactly 65536 intervening
+// operations ending with the same top while one thread sits between its load
+// and its CAS).
+//
+// Nodes are type-stable: their memory must stay mapped and hold a node as
+// long as the stack may be popped, because a racing pop reads `next` from a
+// node another thread has already taken. The link is a std::atomic so that
+// read is not a data race; the node's other fields are published by the
+// release CAS of Push() and acquired by the CAS of Pop().
+//
+// Thread-safe; lock-free. x86-64 and AArch64 (user addresses below 2^48).
+
+#ifndef ALLOC_LOCK_FREE_STACK_H_
+#define ALLOC_LOCK_FREE_STACK_H_
+
+#include <atomic>
+#include <cstdint>
+
+namespace stackalloc {
+
+namespace internal {
+struct NoStackHooks {
+  static void BeforePopCas() {}
+};
+}  // namespace internal
+
+// `Hooks::BeforePopCas()` runs between reading the top's link and the CAS
+// that pops it; tests use it to interleave other operations exactly there.
+template <typename T, std::atomic<T*> T::*kLink,
+          typename Hooks = internal::NoStackHooks>
+class LockFreeStack {
+ public:
+  constexpr LockFreeStack() = default;
+  LockFreeStack(const LockFreeStack&) = delete;
+  LockFreeStack& operator=(const LockFreeStack&) = delete;
+
+  void Push(T* node) {
+    uint64_t head = head_.load(std::memory_order_relaxed);
+    do {
+      (node->*kLink).store(Ptr(head), std::memory_order_relaxed);
+    } while (!head_.compare_exchange_weak(head, Pack(node, Tag(head) + 1),
+                                          std::memory_order_release,
+                                          std::memory_order_relaxed));
+  }
+
+  // Returns the top node, or nullptr if the stack is empty.
+  T* Pop() {
+    uint64_t head = head_.load(std::memory_order_acquire);
+    for (;;) {
+      T* node = Ptr(head);
+      if (node == nullptr) return nullptr;
+      T* next = (node->*kLink).load(std::memory_order_relaxed);
+      Hooks::BeforePopCas();
+      if (head_.compare_exchange_weak(head, Pack(next, Tag(head) + 1),
+                                      std::memory_order_acquire,
+                                      std::memory_order_acquire)) {
+        return node;
+      }
+    }
+  }
+
+  // Detaches every node at once; returns the former top (follow kLink to
+  // walk the rest, which the caller now owns exclusively).
+  T* PopAll() {
+    uint64_t head = head_.load(std::memory_order_acquire);
+    while (Ptr(head) != nullptr &&
+           !head_.compare_exchange_weak(head, Pack(nullptr, Tag(head) + 1),
+                                        std::memory_order_acquire,
+                                        std::memory_order_acquire)) {
+    }
+    return Ptr(head);
+  }
+
+  bool empty() const {
+    return Ptr(head_.load(std::memory_order_relaxed)) == nullptr;
+  }
+
+ private:
+  static constexpr int kTagShift = 48;
+  static constexpr uint64_t kPtrMask = (uint64_t{1} << kTagShift) - 1;
+
+  static T* Ptr(uint64_t head) {
+    return reinterpret_cast<T*>(static_cast<uintptr_t>(head & kPtrMask));
+  }
+  static uint64_t Tag(uint64_t head) { return head >> kTagShift; }
+  static uint64_t Pack(T* node, uint64_t tag) {
+    return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(node)) |
+           (tag << kTagShift);
+  }
+
+  std::atomic<uint64_t> head_{0};
+};
+
+}  // namespace stackalloc
+
+#endif  // ALLOC_LOCK_FREE_STACK_H_
