@@ -2,9 +2,11 @@
 //
 // The entry point of the library, after Go commit c9152a85 ("runtime:
 // eliminate contention during stack allocation"). FixedStack (4 KiB) stacks
-// come from the calling M's own cache and FixAlloc, so the common case takes
-// no lock and touches only the M's own cache lines; other sizes go to the
-// general-purpose allocator, as in the seed.
+// come from the calling M's own bounded cache, so the common case takes no
+// lock and touches only the M's own cache lines; the cache exchanges whole
+// batches with a lock-free global pool, and carves new stacks from chunks
+// with the M's own FixAlloc. Other sizes go to the general-purpose
+// allocator, as in the seed.
 //
 // Both functions may only run on the scheduler stack (g == m->g0): a call
 // from a G's own stack dies with "stackalloc not on scheduler stack" (or
@@ -20,6 +22,7 @@
 #define STACKALLOC_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "alloc/fix_alloc.h"
 #include "alloc/stack_sizes.h"
@@ -36,13 +39,41 @@ void* stackalloc(size_t n);
 // REQUIRES: v != nullptr (checked in debug builds).
 void stackfree(void* v, size_t n);
 
+// Sets how many free stacks each M's cache may hold: an even number in
+// [2, kStackCacheMax] (default 32). Half a cache moves to or from the global
+// pool at a time. Each M adopts the new limit at its next exchange with the
+// pool. Returns false, changing nothing, for any other value.
+bool SetStackCacheLimit(int limit);
+
+// Returns the pages of every stack chunk whose stacks are all free in the
+// global pool to the OS (they stay mapped and are reused before any new
+// chunk is mapped). Returns the bytes released; stacks_sys falls and
+// stacks_released rises by exactly that much. Free stacks in per-M caches
+// are not touched. Thread-safe; concurrent calls do not wait, one of them
+// does the work.
+size_t ScavengeStacks();
+
+// The scavenging policy: when a cache hands a batch to the global pool and
+// the pool then holds more than `bytes` of free stacks (and at least twice as
+// much as after the previous scavenge, so a fragmented pool is not scanned
+// over and over), that M runs ScavengeStacks(). 0, the default, turns the
+// policy off.
+void SetScavengeThreshold(size_t bytes);
+
 namespace internal {
 
 // Fault injection for tests.
 class StackallocTestPeer {
  public:
-  // Where every M's FixAlloc takes its chunks from; nullptr restores SysAlloc.
+  // Where new stack chunks come from; nullptr restores the default (aligned
+  // SysAlloc). The source must return FixAlloc::kChunk-aligned memory.
   static void SetChunkSource(FixAlloc::ChunkSource source);
+  // Where the global pool's batch records come from; nullptr: SysAlloc.
+  // Takes effect for node chunks obtained from then on.
+  static void SetNodeSource(FixAlloc::ChunkSource source);
+  // Free stacks in the global pool and chunks released, straight from it.
+  static int64_t PoolStacks();
+  static int64_t PoolReleasedChunks();
 };
 
 }  // namespace internal

@@ -21,13 +21,14 @@ namespace {
 using internal::StackallocTestPeer;
 
 constexpr size_t kChunk = FixAlloc::kChunk;
+constexpr int kStacksPerChunkForTest = kChunk / kFixedStack;
 
 // Counts chunks and can refuse them, like an OS out of address space.
 std::atomic<int64_t> chunks{0};
 std::atomic<bool> refuse{false};
 void* CountingChunkSource(size_t n) {
   if (refuse.load()) return nullptr;
-  void* v = SysAlloc(n);
+  void* v = SysAllocAligned(n, kChunk);
   if (v != nullptr) chunks.fetch_add(1);
   return v;
 }
@@ -46,9 +47,12 @@ class StackallocTest : public testing::Test {
     return static_cast<int64_t>(ReadMemStats().stacks_inuse) -
            static_cast<int64_t>(before_.stacks_inuse);
   }
-  int64_t SysDelta() const {
-    return static_cast<int64_t>(ReadMemStats().stacks_sys) -
-           static_cast<int64_t>(before_.stacks_sys);
+  // Change in memory mapped for stacks: in use by stacks (stacks_sys) or
+  // released to the OS but still mapped for reuse (stacks_released).
+  int64_t MappedDelta() const {
+    MemStats st = ReadMemStats();
+    return static_cast<int64_t>(st.stacks_sys + st.stacks_released) -
+           static_cast<int64_t>(before_.stacks_sys + before_.stacks_released);
   }
   int64_t NewChunks() const { return chunks.load() - chunks_before_; }
 
@@ -84,7 +88,7 @@ TEST_F(StackallocTest, StacksAreDistinctAlignedAndKeepTheirContents) {
   EXPECT_EQ(distinct.size(), held.size());
   for (const Held& h : held) Verify(h);
   EXPECT_EQ(InuseDelta(), 300 * static_cast<int64_t>(kFixedStack));
-  EXPECT_EQ(SysDelta(), NewChunks() * static_cast<int64_t>(kChunk));
+  EXPECT_EQ(MappedDelta(), NewChunks() * static_cast<int64_t>(kChunk));
   for (const Held& h : held) stackfree(h.p, kFixedStack);
   EXPECT_EQ(InuseDelta(), 0);
 }
@@ -103,18 +107,18 @@ TEST_F(StackallocTest, FreedStackIsReusedLifo) {
 TEST_F(StackallocTest, CacheOverflowAndUnderflowKeepCountersExact) {
   M* m = getm();
   std::vector<void*> v;
-  for (int i = 0; i < 5 * kStackCacheSize + 3; ++i) {
+  for (int i = 0; i < 5 * kStackCacheDefaultLimit + 3; ++i) {
     v.push_back(stackalloc(kFixedStack));
     ASSERT_NE(v.back(), nullptr);
   }
   for (void* p : v) stackfree(p, kFixedStack);
-  EXPECT_LE(m->stats.cached.value(), kStackCacheSize);
+  EXPECT_LE(m->stats.cached.value(), kStackCacheDefaultLimit);
   EXPECT_EQ(InuseDelta(), 0);
   MemStats st = ReadMemStats();
   EXPECT_EQ(st.stacks_cached,
             static_cast<uint64_t>(m->stats.cached.value()) * kFixedStack);
-  EXPECT_EQ(SysDelta(), NewChunks() * static_cast<int64_t>(kChunk));
-  // Everything comes back from the cache and the FixAlloc: no new chunk.
+  EXPECT_EQ(MappedDelta(), NewChunks() * static_cast<int64_t>(kChunk));
+  // Everything comes back from the cache and the global pool: no new chunk.
   int64_t c = NewChunks();
   for (void*& p : v) p = stackalloc(kFixedStack);
   EXPECT_EQ(NewChunks(), c);
@@ -123,23 +127,36 @@ TEST_F(StackallocTest, CacheOverflowAndUnderflowKeepCountersExact) {
 }
 
 TEST_F(StackallocTest, RefusedChunkReturnsNullAndLeavesCountersExact) {
-  std::thread([&] {  // A fresh M with an empty cache and FixAlloc.
+  std::thread([&] {
+    // With the OS refusing chunks, take every free stack there is (this M's
+    // cache, the global pool, its FixAlloc's current chunk) until stackalloc
+    // has to ask for a chunk.
     refuse = true;
+    std::vector<void*> drained;
+    while (void* p = stackalloc(kFixedStack)) drained.push_back(p);
     MemStats st0 = ReadMemStats();
-    EXPECT_EQ(stackalloc(kFixedStack), nullptr);
+    EXPECT_EQ(st0.stacks_inuse - before_.stacks_inuse,
+              drained.size() * kFixedStack);
     EXPECT_EQ(stackalloc(kFixedStack), nullptr);
     MemStats st1 = ReadMemStats();
     EXPECT_EQ(st1.stacks_inuse, st0.stacks_inuse);
     EXPECT_EQ(st1.stacks_sys, st0.stacks_sys);
     EXPECT_EQ(st1.stacks_cached, st0.stacks_cached);
+    EXPECT_EQ(st1.stacks_pooled, st0.stacks_pooled);
+    EXPECT_EQ(NewChunks(), 0);
+    // The OS relents: exactly one new chunk, and it works.
     refuse = false;
-    void* p = stackalloc(kFixedStack);
+    auto* p = static_cast<unsigned char*>(stackalloc(kFixedStack));
     ASSERT_NE(p, nullptr);
-    EXPECT_EQ(InuseDelta(), static_cast<int64_t>(kFixedStack));
-    EXPECT_EQ(SysDelta(), static_cast<int64_t>(kChunk));
+    memset(p, 0x3c, kFixedStack);
+    EXPECT_EQ(NewChunks(), 1);
+    EXPECT_EQ(ReadMemStats().stacks_sys - st1.stacks_sys, kChunk);
+    EXPECT_EQ(InuseDelta(),
+              static_cast<int64_t>((drained.size() + 1) * kFixedStack));
     stackfree(p, kFixedStack);
+    for (void* d : drained) stackfree(d, kFixedStack);
+    EXPECT_EQ(InuseDelta(), 0);
   }).join();
-  EXPECT_EQ(NewChunks(), 1);
 }
 
 TEST_F(StackallocTest, LargeStacksUseTheGeneralAllocator) {
@@ -163,6 +180,111 @@ TEST_F(StackallocTest, InMallocFixedStackUsesTheMPool) {
   stackfree(p, kFixedStack);
   m->mallocing = 0;
   EXPECT_EQ(InuseDelta(), 0);
+}
+
+TEST_F(StackallocTest, ScavengeReleasesWhollyFreeChunksExactlyAndTheyWorkAgain) {
+  ScavengeStacks();  // Start from a pool with no wholly free chunk.
+  constexpr int kN = 10 * kStacksPerChunkForTest;
+  std::vector<void*> v;
+  for (int i = 0; i < kN; ++i) v.push_back(stackalloc(kFixedStack));
+  for (void* p : v) ASSERT_NE(p, nullptr);
+  for (void* p : v) stackfree(p, kFixedStack);
+  const MemStats st0 = ReadMemStats();
+  const size_t released = ScavengeStacks();
+  const MemStats st1 = ReadMemStats();
+  ASSERT_GE(released, kChunk);
+  EXPECT_EQ(released % kChunk, 0u);
+  EXPECT_EQ(st0.stacks_sys - st1.stacks_sys, released);
+  EXPECT_EQ(st1.stacks_released - st0.stacks_released, released);
+  EXPECT_EQ(st0.stacks_pooled - st1.stacks_pooled, released);
+  EXPECT_EQ(st1.stacks_inuse, st0.stacks_inuse);
+  EXPECT_EQ(st1.stacks_cached, st0.stacks_cached);
+
+  // Take it all again: released chunks are reused before any new mapping,
+  // and their stacks hold what we write.
+  const int64_t chunks0 = NewChunks();
+  std::vector<Held> held;
+  for (int i = 0; i < kN; ++i) {
+    auto* p = static_cast<unsigned char*>(stackalloc(kFixedStack));
+    ASSERT_NE(p, nullptr);
+    held.push_back({p, static_cast<unsigned char>(i)});
+    Fill(held.back());
+  }
+  for (const Held& h : held) Verify(h);
+  EXPECT_EQ(NewChunks(), chunks0);
+  const MemStats st2 = ReadMemStats();
+  EXPECT_EQ(st2.stacks_released, before_.stacks_released);
+  EXPECT_EQ(st2.stacks_sys, st0.stacks_sys);
+  for (const Held& h : held) stackfree(h.p, kFixedStack);
+  EXPECT_EQ(InuseDelta(), 0);
+}
+
+TEST_F(StackallocTest, ScavengePolicyRunsWhenThePoolPassesTheThreshold) {
+  ScavengeStacks();
+  const MemStats st0 = ReadMemStats();
+  SetScavengeThreshold(4 * kChunk);
+  std::vector<void*> v;
+  for (int i = 0; i < 12 * kStacksPerChunkForTest; ++i) {
+    v.push_back(stackalloc(kFixedStack));
+  }
+  for (void* p : v) stackfree(p, kFixedStack);
+  SetScavengeThreshold(0);
+  const MemStats st1 = ReadMemStats();
+  EXPECT_GT(st1.stacks_released, st0.stacks_released);
+  // Whatever was released or newly mapped, the total is exact.
+  EXPECT_EQ(st1.stacks_sys + st1.stacks_released,
+            st0.stacks_sys + st0.stacks_released + NewChunks() * kChunk);
+  EXPECT_EQ(InuseDelta(), 0);
+}
+
+TEST_F(StackallocTest, CacheLimitIsTunableAndEnforced) {
+  EXPECT_FALSE(SetStackCacheLimit(0));
+  EXPECT_FALSE(SetStackCacheLimit(7));
+  EXPECT_FALSE(SetStackCacheLimit(kStackCacheMax + 2));
+  ASSERT_TRUE(SetStackCacheLimit(8));
+  M* m = getm();
+  std::vector<void*> v;
+  for (int i = 0; i < 100; ++i) v.push_back(stackalloc(kFixedStack));
+  for (void* p : v) {
+    stackfree(p, kFixedStack);
+    ASSERT_LE(m->stats.cached.value(), m->stackcache_limit);
+  }
+  EXPECT_EQ(m->stackcache_limit, 8);
+  EXPECT_LE(m->stats.cached.value(), 8);
+  ASSERT_TRUE(SetStackCacheLimit(kStackCacheMax));
+  for (void*& p : v) p = stackalloc(kFixedStack);
+  for (void* p : v) stackfree(p, kFixedStack);
+  EXPECT_EQ(m->stackcache_limit, kStackCacheMax);
+  EXPECT_GT(m->stats.cached.value(), 8);
+  ASSERT_TRUE(SetStackCacheLimit(kStackCacheDefaultLimit));
+  EXPECT_EQ(InuseDelta(), 0);
+}
+
+std::atomic<bool> refuse_nodes{false};
+void* NodeSource(size_t n) { return refuse_nodes ? nullptr : SysAlloc(n); }
+
+TEST_F(StackallocTest, NoMemoryForPoolRecordsLosesNoStack) {
+  StackallocTestPeer::SetNodeSource(&NodeSource);
+  std::thread([&] {
+    // Far more batches than one chunk of spare records holds.
+    constexpr int kN = 6000;
+    std::vector<void*> v;
+    for (int i = 0; i < kN; ++i) v.push_back(stackalloc(kFixedStack));
+    const int64_t chunks0 = NewChunks();
+    refuse_nodes = true;
+    for (void* p : v) stackfree(p, kFixedStack);
+    EXPECT_EQ(InuseDelta(), 0);
+    EXPECT_EQ(MappedDelta(), NewChunks() * static_cast<int64_t>(kChunk));
+    // The stacks the pool could not take went to this M's FixAlloc: all of
+    // them come back without a new chunk.
+    for (void*& p : v) p = stackalloc(kFixedStack);
+    EXPECT_EQ(NewChunks(), chunks0);
+    EXPECT_EQ(std::set<void*>(v.begin(), v.end()).size(), v.size());
+    refuse_nodes = false;
+    for (void* p : v) stackfree(p, kFixedStack);
+    EXPECT_EQ(InuseDelta(), 0);
+  }).join();
+  StackallocTestPeer::SetNodeSource(nullptr);
 }
 
 // 16 threads, 10k random operations each; a third of the frees happen on
@@ -220,12 +342,12 @@ TEST_F(StackallocTest, SixteenThreadsRandomAllocFreeCountersExact) {
   }
   ASSERT_EQ(distinct.size(), all.size()) << "a stack was handed out twice";
   EXPECT_EQ(InuseDelta(), static_cast<int64_t>(all.size() * kFixedStack));
-  EXPECT_EQ(SysDelta(), NewChunks() * static_cast<int64_t>(kChunk));
+  EXPECT_EQ(MappedDelta(), NewChunks() * static_cast<int64_t>(kChunk));
   EXPECT_GT(NewChunks(), 0);
 
   for (const Held& h : all) stackfree(h.p, kFixedStack);
   EXPECT_EQ(InuseDelta(), 0);
-  EXPECT_EQ(SysDelta(), NewChunks() * static_cast<int64_t>(kChunk));
+  EXPECT_EQ(MappedDelta(), NewChunks() * static_cast<int64_t>(kChunk));
 }
 
 TEST(StackallocDeathTest, NotOnSchedulerStack) {
@@ -260,6 +382,18 @@ TEST(StackallocDeathTest, WrongSizeInMalloc) {
       },
       "stackalloc: in malloc, size=4096 want 100");
 }
+
+#ifdef __SANITIZE_ADDRESS__
+TEST(StackallocDeathTest, UseAfterStackfreeIsReportedUnderAsan) {
+  EXPECT_DEATH(
+      {
+        auto* p = static_cast<volatile char*>(stackalloc(kFixedStack));
+        stackfree(const_cast<char*>(p), kFixedStack);
+        p[100] = 1;
+      },
+      "use-after-poison");
+}
+#endif
 
 TEST(StackallocDeathTest, BadArguments) {
   EXPECT_DEATH(stackalloc(0), "stackalloc: zero-sized stack");

@@ -20,6 +20,10 @@ inline constexpr size_t kPageSize = 4096;
 // aligned to kPageSize. Returns nullptr if n == 0 or the OS refuses.
 void* SysAlloc(size_t n);
 
+// Like SysAlloc(n), aligned to `align` (a power of two, a multiple of
+// kPageSize). Free with SysFree(v, n).
+void* SysAllocAligned(size_t n, size_t align);
+
 // Unmaps memory obtained from SysAlloc(n). v == nullptr is a no-op.
 void SysFree(void* v, size_t n);
 

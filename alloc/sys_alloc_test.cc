@@ -25,6 +25,20 @@ TEST(SysAllocTest, RefusalIsNullptr) {
   EXPECT_EQ(SysAlloc(SIZE_MAX / 2), nullptr);  // More than the address space.
 }
 
+TEST(SysAllocTest, AlignedBlocksAreAlignedAndWhollyUsable) {
+  constexpr size_t kAlign = 128 << 10;
+  for (int i = 0; i < 8; ++i) {
+    auto* p = static_cast<unsigned char*>(SysAllocAligned(kAlign, kAlign));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kAlign, 0u);
+    EXPECT_EQ(p[0], 0);
+    EXPECT_EQ(p[kAlign - 1], 0);
+    memset(p, 0x11, kAlign);
+    SysFree(p, kAlign);
+  }
+  EXPECT_EQ(SysAllocAligned(kPageSize, 3 * kPageSize), nullptr);  // Not 2^k.
+}
+
 TEST(SysAllocTest, UnusedPagesReadZeroAndStayMapped) {
   auto* p = static_cast<unsigned char*>(SysAlloc(2 * kPageSize));
   ASSERT_NE(p, nullptr);

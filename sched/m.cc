@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include "absl/base/attributes.h"
+#include "alloc/lock_free_stack.h"
 #include "alloc/throw.h"
 
 namespace stackalloc {
@@ -10,6 +11,8 @@ namespace {
 
 std::atomic<M*> all_m{nullptr};
 std::atomic<int32_t> m_count{0};
+LockFreeStack<M, &M::idlelink> idle_ms;
+std::atomic<int32_t> idle_count{0};
 
 ABSL_CONST_INIT M unbound_m;
 
@@ -26,6 +29,16 @@ void ThreadStackBounds(G* g) {
   g->stack_lo = reinterpret_cast<uintptr_t>(addr);
   g->stack_hi = g->stack_lo + size;
 }
+
+// Gives the thread's M back when the thread exits. Constructed (and its
+// destructor registered) on a thread's first getm().
+struct ThreadExit {
+  bool armed = false;
+  ~ThreadExit() {
+    if (armed) dropm();
+  }
+};
+thread_local ThreadExit thread_exit;
 
 }  // namespace
 
@@ -53,13 +66,32 @@ int32_t mcount() { return m_count.load(std::memory_order_relaxed); }
 M* getm(FixAlloc::ChunkSource source) {
   M* m = internal::tls_m;
   if (ABSL_PREDICT_TRUE(m != &unbound_m)) return m;
-  m = new M;
+  m = idle_ms.Pop();
+  if (m != nullptr) {
+    idle_count.fetch_sub(1, std::memory_order_relaxed);
+  } else {
+    m = new M;
+    m->g0()->m = m;
+    mcommoninit(m, source);
+  }
   ThreadStackBounds(m->g0());
-  m->g0()->m = m;
   m->set_curg(m->g0());
-  mcommoninit(m, source);
   internal::tls_m = m;
+  thread_exit.armed = true;
   return m;
 }
+
+void dropm() {
+  M* m = internal::tls_m;
+  if (m == &unbound_m) return;
+  if (m->curg() != m->g0()) Throw("dropm not on scheduler stack");
+  internal::tls_m = &unbound_m;
+  m->mallocing = 0;
+  m->gcing = 0;
+  idle_count.fetch_add(1, std::memory_order_relaxed);
+  idle_ms.Push(m);
+}
+
+int32_t idle_m_count() { return idle_count.load(std::memory_order_relaxed); }
 
 }  // namespace stackalloc

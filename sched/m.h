@@ -3,8 +3,11 @@
 // As in the Go runtime: an M is an OS thread that runs Gs; a G is a goroutine
 // (here: any computation with its own stack). Every M has a g0, the G that
 // describes the thread's own stack, on which the scheduler and the stack
-// allocator run. Ms are created on demand, the first time a thread enters the
-// runtime, and are never freed: they stay on allm, reachable and iterable.
+// allocator run. A thread gets an M the first time it enters the runtime and
+// gives it back when it exits (or calls dropm()): the M goes onto a lock-free
+// idle list, and the next thread to enter takes it over, warm stack cache and
+// all. Ms are never freed, so allm never holds more Ms than the most threads
+// that were in the runtime at once.
 //
 // Ownership: an M's fields are read and written only by the thread bound to
 // it, except id, alllink and stats, which any thread may read once the M is
@@ -40,8 +43,11 @@ struct G {
   }
 };
 
-// Number of free FixedStack stacks an M's cache can hold.
-inline constexpr int kStackCacheSize = 32;
+// Capacity of an M's stack cache; its limit (how much of it is used) is
+// tunable up to this, see SetStackCacheLimit() in stackalloc.h.
+inline constexpr int kStackCacheMax = 64;
+// Default limit: 32 stacks (128 KiB, one chunk), exchanged 16 at a time.
+inline constexpr int kStackCacheDefaultLimit = 32;
 
 class M {
  public:
@@ -74,12 +80,18 @@ class M {
   int mallocing = 0;
   int gcing = 0;
 
-  // The M's own stack FixAlloc (Go's m->stackalloc), behind stackcache.
+  // The M's own stack FixAlloc (Go's m->stackalloc): carves fresh stacks
+  // from chunks for this M's cache.
   FixAlloc stackalloc;
-  // Free FixedStack stacks; entries [0, stats.cached) are valid.
-  void* stackcache[kStackCacheSize] = {};
+  // Free FixedStack stacks; entries [0, stats.cached) are valid, and there
+  // are never more than stackcache_limit of them.
+  void* stackcache[kStackCacheMax] = {};
+  int64_t stackcache_limit = kStackCacheDefaultLimit;
   // This M's statistics; stats.cached is stackcache's length.
   MStatsShard stats;
+
+  // Link on the idle list while no thread is bound to this M.
+  std::atomic<M*> idlelink{nullptr};
 
  private:
   friend void mcommoninit(M* m, FixAlloc::ChunkSource source);
@@ -113,10 +125,20 @@ extern __thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC;
 M* UnboundM();
 }  // namespace internal
 
-// The calling thread's M. The first call on a thread creates and registers an
-// M whose g0 describes the thread's own stack, with curg = g0, and uses
-// `source` for its stack chunks. Thread-safe.
+// The calling thread's M. The first call on a thread binds one: an idle M if
+// there is one, else a new M registered by mcommoninit() that takes its stack
+// chunks from `source`. Either way its g0 now describes the calling thread's
+// own stack and curg = g0. The M goes back to the idle list when the thread
+// exits. Thread-safe.
 M* getm(FixAlloc::ChunkSource source = &SysAlloc);
+
+// Unbinds the calling thread's M (if any) and puts it on the idle list with
+// its cache intact; the thread's next getm() binds one again. The thread
+// must be on g0. Thread exit does this automatically.
+void dropm();
+
+// Ms on the idle list now (exact when no thread enters or leaves).
+int32_t idle_m_count();
 
 }  // namespace stackalloc
 

@@ -1,5 +1,6 @@
 #include "sched/m.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <set>
@@ -26,6 +27,7 @@ TEST(MTest, SixtyFourThreadsRegisterAtOnceWhileAReaderWalks) {
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
   std::atomic<bool> done{false};
+  std::atomic<int> registered{0};
   std::vector<M*> ms(kThreads);
 
   // The reader walks allm continuously; every walk must see distinct, fully
@@ -55,6 +57,10 @@ TEST(MTest, SixtyFourThreadsRegisterAtOnceWhileAReaderWalks) {
       }
       ms[i] = getm();
       EXPECT_EQ(getm(), ms[i]);  // Bound once per thread.
+      // Stay alive until all have registered, or exited threads' Ms would
+      // be reused.
+      registered.fetch_add(1);
+      while (registered.load() != kThreads) std::this_thread::yield();
     });
   }
   while (ready.load() != kThreads) std::this_thread::yield();
@@ -77,21 +83,40 @@ TEST(MTest, SixtyFourThreadsRegisterAtOnceWhileAReaderWalks) {
   EXPECT_GT(walks.load(), 0);
 }
 
-TEST(MTest, ThreadIsBoundToAnMOnItsOwnStack) {
-  int32_t before = mcount();
+TEST(MTest, ExitedThreadsMsAreReusedOnTheNewThreadsStack) {
+  // The 64 threads above have exited: their Ms wait on the idle list.
+  const int32_t ms = mcount();
+  ASSERT_EQ(idle_m_count(), ms);
+  M* reused = nullptr;
   std::thread([&] {
     M* m = getm();
     int local = 0;
+    EXPECT_EQ(idle_m_count(), ms - 1);
     EXPECT_EQ(m->curg(), m->g0());
-    EXPECT_TRUE(m->g0()->OnStack(&local));
+    EXPECT_TRUE(m->g0()->OnStack(&local)) << "g0 still on the old thread";
     EXPECT_EQ(m->g0()->m, m);
-    EXPECT_EQ(m->id(), before);
     EXPECT_EQ(m->stackalloc_fast_size(), kFixedStack);
-    EXPECT_EQ(m->stats.cached.value(), 0);
     EXPECT_EQ(internal::tls_m, m);
+    reused = m;
   }).join();
-  EXPECT_EQ(mcount(), before + 1);
-  EXPECT_EQ(allm()->id(), before);  // Newest first.
+  EXPECT_EQ(mcount(), ms) << "a new M was created although one was idle";
+  EXPECT_EQ(idle_m_count(), ms);
+  std::vector<M*> listed = WalkAllm();
+  EXPECT_NE(std::find(listed.begin(), listed.end(), reused), listed.end());
+  EXPECT_EQ(listed.size(), static_cast<size_t>(ms));
+}
+
+TEST(MTest, DropmUnbindsAndTheNextGetmRebinds) {
+  std::thread([] {
+    M* m = getm();
+    const int32_t idle = idle_m_count();
+    dropm();
+    EXPECT_EQ(internal::tls_m, internal::UnboundM());
+    EXPECT_EQ(idle_m_count(), idle + 1);
+    M* again = getm();  // LIFO idle list: the same M, warm.
+    EXPECT_EQ(again, m);
+    EXPECT_EQ(idle_m_count(), idle);
+  }).join();
 }
 
 TEST(MTest, SetCurgTracksTheFastSize) {

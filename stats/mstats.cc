@@ -20,12 +20,16 @@ void RegisterMStatsShard(MStatsShard* shard) {
 }
 
 MemStats ReadMemStats() {
-  int64_t cached = 0, held = 0, sys = 0, large = 0;
+  int64_t cached = 0, held = 0, carved = 0, sys = 0, released = 0,
+          meta = 0, large = 0;
   for (const MStatsShard* s = all_shards.load(std::memory_order_acquire);
        s != nullptr; s = s->next) {
     cached += s->cached.value();
     held += s->held.value();
+    carved += s->carved.value();
     sys += s->sys.value();
+    released += s->released.value();
+    meta += s->meta_sys.value();
     large += s->large_inuse.value();
   }
   MemStats st;
@@ -33,7 +37,10 @@ MemStats ReadMemStats() {
   // cached); never report such a transient as a huge unsigned number.
   st.stacks_inuse = NonNegative(held - cached) * kFixedStack;
   st.stacks_cached = NonNegative(cached) * kFixedStack;
+  st.stacks_pooled = NonNegative(carved - held) * kFixedStack;
   st.stacks_sys = NonNegative(sys);
+  st.stacks_released = NonNegative(released);
+  st.stacks_meta_sys = NonNegative(meta);
   st.large_stacks_inuse = NonNegative(large);
   return st;
 }

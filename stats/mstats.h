@@ -26,6 +26,13 @@ struct MemStats {
   uint64_t stacks_sys = 0;
   // Free FixedStack stacks held in the per-M caches, ready for the fast path.
   uint64_t stacks_cached = 0;
+  // Free FixedStack stacks in the global pool, between the caches.
+  uint64_t stacks_pooled = 0;
+  // Stack chunks whose pages went back to the OS (still mapped, not counted
+  // in stacks_sys) and wait for reuse.
+  uint64_t stacks_released = 0;
+  // Memory for the global pool's batch records.
+  uint64_t stacks_meta_sys = 0;
   // Stacks of other sizes, served by the general-purpose allocator.
   uint64_t large_stacks_inuse = 0;
 };
@@ -54,12 +61,21 @@ class SingleWriterCounter {
 struct alignas(64) MStatsShard {
   // Free stacks in this M's cache (the cache's length).
   SingleWriterCounter cached;
-  // FixedStack stacks this M took from shared pools minus those it gave back.
-  // Per M it may be negative (stacks freed on another M than the one that
-  // allocated them); the sum over all Ms is not.
+  // FixedStack stacks this M took from the global pool or carved, minus those
+  // it gave back to the pool. Per M it may be negative (stacks freed on
+  // another M than the one that allocated them); the sum over all Ms is not.
   SingleWriterCounter held;
-  // Bytes of stack chunks this M obtained from the OS.
+  // FixedStack stacks this M's FixAlloc handed out, minus those given back to
+  // it, minus those that left the pool inside a chunk this M released.
+  // carved - held, summed over all Ms, is the global pool.
+  SingleWriterCounter carved;
+  // Bytes of stack chunks this M obtained from the OS, minus those it
+  // released.
   SingleWriterCounter sys;
+  // Bytes of stack chunks this M released, minus those it took back.
+  SingleWriterCounter released;
+  // Bytes of pool metadata this M obtained.
+  SingleWriterCounter meta_sys;
   // Bytes of large stacks allocated minus freed by this M.
   SingleWriterCounter large_inuse;
 

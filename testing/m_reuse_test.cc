@@ -1,0 +1,90 @@
+// Ms of exited threads are reused, warm caches and all: 10,000 short-lived
+// threads, at most 8 alive at a time, each allocating and freeing stacks,
+// leave allm at no more than 8 Ms besides the main thread's, stacks_sys
+// bounded, and every stack accounted for.
+
+#include <atomic>
+#include <cstring>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "sched/m.h"
+#include "stackalloc.h"
+#include "stats/mstats.h"
+
+namespace stackalloc {
+namespace {
+
+int AllmLength() {
+  int n = 0;
+  for (M* m = allm(); m != nullptr; m = m->alllink()) ++n;
+  return n;
+}
+
+TEST(MReuseTest, TenThousandShortLivedThreadsReuseAtMostEightMs) {
+  constexpr int kThreads = 10000;
+  constexpr int kAtOnce = 8;
+  constexpr int kStacksPerThread = 40;  // More than one cache: uses the pool.
+  getm();                               // The main thread's M.
+  ASSERT_EQ(AllmLength(), 1);
+
+  std::atomic<int64_t> bad{0};
+  std::atomic<int64_t> ms_seen_max{0};
+  uint64_t max_sys = 0;
+  for (int started = 0; started < kThreads; started += kAtOnce) {
+    std::vector<std::thread> batch;
+    for (int t = 0; t < kAtOnce; ++t) {
+      batch.emplace_back([&, seed = started + t] {
+        void* stacks[kStacksPerThread];
+        for (int i = 0; i < kStacksPerThread; ++i) {
+          stacks[i] = stackalloc(kFixedStack);
+          if (stacks[i] == nullptr) {
+            bad.fetch_add(1);
+            return;
+          }
+          memset(stacks[i], (seed + i) & 0xff, kFixedStack);
+        }
+        for (int i = 0; i < kStacksPerThread; ++i) {
+          auto* p = static_cast<unsigned char*>(stacks[i]);
+          if (p[0] != ((seed + i) & 0xff) || p[kFixedStack - 1] != p[0]) {
+            bad.fetch_add(1);
+          }
+          stackfree(stacks[i], kFixedStack);
+        }
+        int64_t id = getm()->id();
+        int64_t prev = ms_seen_max.load();
+        while (id > prev && !ms_seen_max.compare_exchange_weak(prev, id)) {
+        }
+      });
+    }
+    for (auto& th : batch) th.join();
+    max_sys = std::max(max_sys, ReadMemStats().stacks_sys);
+  }
+  EXPECT_EQ(bad.load(), 0) << "a stack was refused or lost its contents";
+  EXPECT_LE(AllmLength(), kAtOnce + 1);
+  EXPECT_EQ(AllmLength(), mcount());
+  EXPECT_LE(ms_seen_max.load(), kAtOnce);
+  EXPECT_EQ(idle_m_count(), mcount() - 1);  // All but main's are idle.
+
+  // Bounded: at most 8 threads' worth of live stacks plus, per M, a full
+  // cache and a partly carved chunk, plus one batch in flight each.
+  const MemStats st = ReadMemStats();
+  const uint64_t ms = static_cast<uint64_t>(mcount());
+  const uint64_t bound =
+      kAtOnce * kStacksPerThread * kFixedStack +
+      ms * (kStackCacheDefaultLimit * kFixedStack + FixAlloc::kChunk) +
+      ms * (kStackCacheDefaultLimit / 2) * kFixedStack;
+  EXPECT_LE(max_sys, bound);
+
+  // Every stack accounted for: none in use, the rest cached or pooled or in
+  // the Ms' partly carved chunks.
+  EXPECT_EQ(st.stacks_inuse, 0u);
+  EXPECT_LE(st.stacks_cached + st.stacks_pooled, st.stacks_sys);
+  EXPECT_LT(st.stacks_sys - st.stacks_cached - st.stacks_pooled,
+            ms * FixAlloc::kChunk);
+}
+
+}  // namespace
+}  // namespace stackalloc

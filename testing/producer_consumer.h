@@ -1,0 +1,35 @@
+// Stacks allocated on some threads and freed on others: producers allocate
+// and hand stacks through a bounded queue to consumers, who free them. The
+// pattern of a runtime whose Gs start on one M and finish on another.
+
+#ifndef TESTING_PRODUCER_CONSUMER_H_
+#define TESTING_PRODUCER_CONSUMER_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace stackalloc {
+namespace baseline {
+
+// A stack allocator under test: stackalloc/stackfree or a baseline.
+struct StackDesign {
+  void* (*alloc)(size_t n);
+  void (*free)(void* v, size_t n);
+};
+
+struct PassResult {
+  bool ok = true;             // No stack refused or corrupted in transit.
+  double seconds = 0;         // Wall time.
+  uint64_t peak_live = 0;     // Most FixedStack bytes allocated and not freed.
+};
+
+// Passes `ops` FixedStack stacks from `producers` threads to `consumers`
+// threads through a queue of `queue` entries; each stack is written by its
+// producer and checked by its consumer.
+PassResult PassStacks(const StackDesign& design, int producers, int consumers,
+                      size_t queue, int64_t ops);
+
+}  // namespace baseline
+}  // namespace stackalloc
+
+#endif  // TESTING_PRODUCER_CONSUMER_H_
