@@ -152,7 +152,9 @@ M* BoundM(M* m) {
   return m == internal::UnboundM() ? getm(&StackChunk) : m;
 }
 
-ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(M* m, size_t n) {
+// Arguments in the order the fast path has them, so its tail call to here
+// needs no register moves.
+ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(size_t n, M* m) {
   m = BoundM(m);
   if (m->curg() != m->g0()) Throw("stackalloc not on scheduler stack");
   if (m->mallocing || m->gcing || n == kFixedStack) {
@@ -172,7 +174,7 @@ ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(M* m, size_t n) {
   return v;
 }
 
-ABSL_ATTRIBUTE_NOINLINE void StackfreeSlow(M* m, void* v, size_t n) {
+ABSL_ATTRIBUTE_NOINLINE void StackfreeSlow(void* v, size_t n, M* m) {
   m = BoundM(m);
   if (m->curg() != m->g0()) Throw("stackfree not on scheduler stack");
   if (v == nullptr) Throw("stackfree: nil stack");
@@ -214,7 +216,7 @@ void* stackalloc(size_t n) {
       return v;
     }
   }
-  return StackallocSlow(m, n);
+  return StackallocSlow(n, m);
 }
 
 void stackfree(void* v, size_t n) {
@@ -222,7 +224,7 @@ void stackfree(void* v, size_t n) {
 #ifndef NDEBUG
   // Let the slow path diagnose a nil or misaligned stack.
   if (v == nullptr || reinterpret_cast<uintptr_t>(v) % kFixedStack != 0) {
-    return StackfreeSlow(m, v, n);
+    return StackfreeSlow(v, n, m);
   }
 #endif
   if (ABSL_PREDICT_TRUE(n == m->stackalloc_fast_size())) {
@@ -234,7 +236,7 @@ void stackfree(void* v, size_t n) {
       return;
     }
   }
-  StackfreeSlow(m, v, n);
+  StackfreeSlow(v, n, m);
 }
 
 bool SetStackCacheLimit(int limit) {
