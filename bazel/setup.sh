@@ -12,9 +12,8 @@ packages=(
   libgtest-dev
   libbenchmark-dev
   libboost-context-dev
-  clang-format
-  nodejs
-  npm
+  clang-format      # .ci/run's format check
+  jq                # .ci/run reads Bazel's build event JSON with it
   valgrind
 )
 
@@ -24,6 +23,11 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# npm (for buildifier) by command, not by package: a machine may carry another
+# vendor's nodejs that bundles npm and conflicts with Debian's npm package.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -34,10 +38,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# buildifier, for BUILD/.bzl formatting checks.
-if ! command -v buildifier >/dev/null 2>&1; then
-  echo "setup: installing buildifier from npm"
-  $SUDO npm install -g --silent @bazel/buildifier@8.2.1
+# buildifier, for BUILD/.bzl formatting checks; the npm package ships the
+# prebuilt binaries. Pinned: formatting and lint results depend on the version.
+buildifier_version=8.2.1
+if ! buildifier --version 2>/dev/null | grep -q "version: ${buildifier_version}\b"; then
+  echo "setup: installing buildifier ${buildifier_version} from npm"
+  $SUDO npm install -g --silent --no-fund --no-audit "@bazel/buildifier@${buildifier_version}"
 fi
 
 echo "setup: ok"
