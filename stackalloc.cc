@@ -148,9 +148,7 @@ bool Refill(M* m) {
   return true;
 }
 
-M* BoundM(M* m) {
-  return m == internal::UnboundM() ? getm(&StackChunk) : m;
-}
+M* BoundM(M* m) { return m == internal::UnboundM() ? getm(&StackChunk) : m; }
 
 // Arguments in the order the fast path has them, so its tail call to here
 // needs no register moves.
@@ -250,7 +248,8 @@ size_t ScavengeStacks() {
   pooled_after_scavenge.store(static_cast<size_t>(pool.stacks()) * kFixedStack,
                               std::memory_order_relaxed);
   if (r.chunks_released == 0) return 0;
-  const int64_t bytes = r.chunks_released * static_cast<int64_t>(FixAlloc::kChunk);
+  const int64_t bytes =
+      r.chunks_released * static_cast<int64_t>(FixAlloc::kChunk);
   M* m = getm(&StackChunk);
   m->stats.carved.Add(-r.chunks_released * kStacksPerChunk);
   m->stats.sys.Add(-bytes);

@@ -182,7 +182,8 @@ TEST_F(StackallocTest, InMallocFixedStackUsesTheMPool) {
   EXPECT_EQ(InuseDelta(), 0);
 }
 
-TEST_F(StackallocTest, ScavengeReleasesWhollyFreeChunksExactlyAndTheyWorkAgain) {
+TEST_F(StackallocTest,
+       ScavengeReleasesWhollyFreeChunksExactlyAndTheyWorkAgain) {
   ScavengeStacks();  // Start from a pool with no wholly free chunk.
   constexpr int kN = 10 * kStacksPerChunkForTest;
   std::vector<void*> v;

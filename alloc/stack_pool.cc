@@ -64,8 +64,9 @@ StackPool::ScavengeResult StackPool::Scavenge() {
     batch = std::max(batch, n->n);
   }
   result.stacks_examined = total;
-  void** all = total == 0 ? nullptr
-                          : static_cast<void**>(SysAlloc(total * sizeof(void*)));
+  void** all = total == 0
+                   ? nullptr
+                   : static_cast<void**>(SysAlloc(total * sizeof(void*)));
   if (all != nullptr) {
     int64_t k = 0;
     for (Node* n = taken; n != nullptr; n = n->next.load()) {
@@ -102,11 +103,11 @@ StackPool::ScavengeResult StackPool::Scavenge() {
   stacks_.fetch_sub(total, std::memory_order_relaxed);
   if (all != nullptr) {
     for (int64_t i = 0; i < total;) {
-      uintptr_t chunk = reinterpret_cast<uintptr_t>(all[i]) & ~(chunk_size_ - 1);
+      uintptr_t chunk =
+          reinterpret_cast<uintptr_t>(all[i]) & ~(chunk_size_ - 1);
       int64_t j = i + 1;
-      while (j < total &&
-             (reinterpret_cast<uintptr_t>(all[j]) & ~(chunk_size_ - 1)) ==
-                 chunk) {
+      while (j < total && (reinterpret_cast<uintptr_t>(all[j]) &
+                           ~(chunk_size_ - 1)) == chunk) {
         if (all[j] == all[j - 1]) Throw("stackfree: stack freed twice");
         ++j;
       }

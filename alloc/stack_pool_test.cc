@@ -89,7 +89,8 @@ TEST(StackPoolTest, ScavengeReleasesExactlyTheWhollyFreeChunks) {
     if (i != 7) mixed.push_back(b[i]);
   }
   for (size_t i = 0; i < mixed.size(); i += 16) {
-    ASSERT_TRUE(pool.Put(&mixed[i], std::min<int>(16, mixed.size() - i), &meta));
+    ASSERT_TRUE(
+        pool.Put(&mixed[i], std::min<int>(16, mixed.size() - i), &meta));
   }
   ASSERT_EQ(pool.stacks(), 63);
 

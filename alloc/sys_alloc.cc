@@ -7,7 +7,9 @@
 namespace stackalloc {
 namespace {
 
-size_t RoundUpToPage(size_t n) { return (n + kPageSize - 1) & ~(kPageSize - 1); }
+size_t RoundUpToPage(size_t n) {
+  return (n + kPageSize - 1) & ~(kPageSize - 1);
+}
 
 }  // namespace
 
@@ -41,6 +43,8 @@ void SysFree(void* v, size_t n) {
   if (v != nullptr) munmap(v, RoundUpToPage(n));
 }
 
-void SysUnused(void* v, size_t n) { madvise(v, RoundUpToPage(n), MADV_DONTNEED); }
+void SysUnused(void* v, size_t n) {
+  madvise(v, RoundUpToPage(n), MADV_DONTNEED);
+}
 
 }  // namespace stackalloc

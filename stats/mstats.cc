@@ -20,8 +20,8 @@ void RegisterMStatsShard(MStatsShard* shard) {
 }
 
 MemStats ReadMemStats() {
-  int64_t cached = 0, held = 0, carved = 0, sys = 0, released = 0,
-          meta = 0, large = 0;
+  int64_t cached = 0, held = 0, carved = 0, sys = 0, released = 0, meta = 0,
+          large = 0;
   for (const MStatsShard* s = all_shards.load(std::memory_order_acquire);
        s != nullptr; s = s->next) {
     cached += s->cached.value();

@@ -31,9 +31,9 @@ TEST(MStatsTest, ShardsDoNotShareCacheLines) {
   static_assert(alignof(MStatsShard) >= 64, "");
   static_assert(sizeof(MStatsShard) % 64 == 0, "");
   MStatsShard shards[2];
-  EXPECT_GE(reinterpret_cast<char*>(&shards[1]) -
-                reinterpret_cast<char*>(&shards[0]),
-            64);
+  EXPECT_GE(
+      reinterpret_cast<char*>(&shards[1]) - reinterpret_cast<char*>(&shards[0]),
+      64);
 }
 
 // Writers update their own shards while readers sum: the final sum is exact

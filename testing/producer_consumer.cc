@@ -92,9 +92,9 @@ PassResult PassStacks(const StackDesign& d, int producers, int consumers,
   for (auto& t : cs) t.join();
   PassResult r;
   r.ok = ok.load();
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                            start)
-                  .count();
+  r.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   r.peak_live = static_cast<uint64_t>(peak.load()) * kFixedStack;
   return r;
 }

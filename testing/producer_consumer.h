@@ -18,9 +18,9 @@ struct StackDesign {
 };
 
 struct PassResult {
-  bool ok = true;             // No stack refused or corrupted in transit.
-  double seconds = 0;         // Wall time.
-  uint64_t peak_live = 0;     // Most FixedStack bytes allocated and not freed.
+  bool ok = true;          // No stack refused or corrupted in transit.
+  double seconds = 0;      // Wall time.
+  uint64_t peak_live = 0;  // Most FixedStack bytes allocated and not freed.
 };
 
 // Passes `ops` FixedStack stacks from `producers` threads to `consumers`

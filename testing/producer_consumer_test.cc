@@ -3,13 +3,14 @@
 // under a constant however many stacks pass through, where the seed's
 // per-M free lists would grow with every operation.
 
+#include "testing/producer_consumer.h"
+
 #include <cstdint>
 
 #include "gtest/gtest.h"
 #include "sched/m.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
-#include "testing/producer_consumer.h"
 #include "testing/seed_stackalloc.h"
 
 namespace stackalloc {
@@ -34,9 +35,8 @@ TEST(ProducerConsumerTest, OursStaysBoundedWhileSeedDesignGrows) {
   // Besides live stacks, each M may hold a full cache, half a cache in
   // flight to or from the pool, and the rest of a partly carved chunk.
   const uint64_t bound =
-      peak_live +
-      kThreads * (kStackCacheDefaultLimit * 3 / 2 * kFixedStack +
-                  FixAlloc::kChunk);
+      peak_live + kThreads * (kStackCacheDefaultLimit * 3 / 2 * kFixedStack +
+                              FixAlloc::kChunk);
 
   ASSERT_TRUE(RunDesign({&stackalloc, &stackfree}, 20000));
   const uint64_t ours_small = ReadMemStats().stacks_sys;
@@ -46,11 +46,11 @@ TEST(ProducerConsumerTest, OursStaysBoundedWhileSeedDesignGrows) {
   EXPECT_LE(ours.stacks_sys, bound) << "grew with the number of operations";
   EXPECT_EQ(ours.stacks_inuse, 0u);
 
-  ASSERT_TRUE(RunDesign({&baseline::SeedStackalloc, &baseline::SeedStackfree},
-                  5000));
+  ASSERT_TRUE(
+      RunDesign({&baseline::SeedStackalloc, &baseline::SeedStackfree}, 5000));
   const uint64_t seed_small = baseline::ReadSeedMemStats().stacks_sys;
-  ASSERT_TRUE(RunDesign({&baseline::SeedStackalloc, &baseline::SeedStackfree},
-                  50000));
+  ASSERT_TRUE(
+      RunDesign({&baseline::SeedStackalloc, &baseline::SeedStackfree}, 50000));
   const baseline::SeedMemStats seed = baseline::ReadSeedMemStats();
   EXPECT_EQ(seed.stacks_inuse, 0u);
   // The seed's producers never see the consumers' free lists: it maps a
