@@ -37,10 +37,11 @@ void* NodeChunk(size_t n) {
 
 StackPool pool(kFixedStack, FixAlloc::kChunk, &NodeChunk);
 
-// Every M's FixAlloc carves from chunks obtained here: a chunk released by
-// the scavenger if there is one (no new mapping), else a fresh one. Runs on
-// the M's thread, inside Refill(), so that M's shard is the one to update.
-void* StackChunk(size_t n) {
+// Every M's FixAlloc carves from chunks obtained here (installed as the
+// stack chunk source below): a chunk released by the scavenger if there is
+// one (no new mapping), else a fresh one. Runs on the M's thread, inside
+// Refill(), so that M's shard is the one to update.
+void* PoolChunk(size_t n) {
   if (void* c = pool.TakeReleasedChunk()) {
     internal::tls_m->stats.released.Add(-static_cast<int64_t>(n));
     return c;
@@ -148,7 +149,13 @@ bool Refill(M* m) {
   return true;
 }
 
-M* BoundM(M* m) { return m == internal::UnboundM() ? getm(&StackChunk) : m; }
+// Installed during static initialisation; until then (another TU's static
+// initialiser calling stackalloc first) Ms carve fresh aligned chunks, which
+// is still correct.
+[[maybe_unused]] const bool pool_chunk_source_installed =
+    (SetStackChunkSource(&PoolChunk), true);
+
+M* BoundM(M* m) { return m == internal::UnboundM() ? getm() : m; }
 
 // Arguments in the order the fast path has them, so its tail call to here
 // needs no register moves.
@@ -250,7 +257,7 @@ size_t ScavengeStacks() {
   if (r.chunks_released == 0) return 0;
   const int64_t bytes =
       r.chunks_released * static_cast<int64_t>(FixAlloc::kChunk);
-  M* m = getm(&StackChunk);
+  M* m = getm();
   m->stats.carved.Add(-r.chunks_released * kStacksPerChunk);
   m->stats.sys.Add(-bytes);
   m->stats.released.Add(bytes);

@@ -159,6 +159,25 @@ TEST_F(StackallocTest, RefusedChunkReturnsNullAndLeavesCountersExact) {
   }).join();
 }
 
+TEST_F(StackallocTest, MsBoundBeforeTheirFirstStackUseTheSameChunkSource) {
+  std::thread([&] {
+    getm();  // Bound by the runtime before any stackalloc.
+    refuse = true;
+    std::vector<void*> drained;
+    while (void* p = stackalloc(kFixedStack)) drained.push_back(p);
+    refuse = false;
+    const int64_t chunks0 = NewChunks();
+    void* p = stackalloc(kFixedStack);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(NewChunks(), chunks0 + 1)
+        << "chunk not from the installed source";
+    EXPECT_EQ(MappedDelta(), NewChunks() * static_cast<int64_t>(kChunk));
+    stackfree(p, kFixedStack);
+    for (void* d : drained) stackfree(d, kFixedStack);
+  }).join();
+  EXPECT_EQ(InuseDelta(), 0);
+}
+
 TEST_F(StackallocTest, LargeStacksUseTheGeneralAllocator) {
   auto* p = static_cast<unsigned char*>(stackalloc(3 * kFixedStack));
   ASSERT_NE(p, nullptr);

@@ -47,10 +47,25 @@ __thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC = &unbound_m;
 M* UnboundM() { return &unbound_m; }
 }  // namespace internal
 
-void mcommoninit(M* m, FixAlloc::ChunkSource source) {
+void* DefaultStackChunk(size_t n) {
+  return SysAllocAligned(n, FixAlloc::kChunk);
+}
+
+std::atomic<FixAlloc::ChunkSource> stack_chunk_source{&DefaultStackChunk};
+
+void* StackChunk(size_t n) {
+  return stack_chunk_source.load(std::memory_order_acquire)(n);
+}
+
+void SetStackChunkSource(FixAlloc::ChunkSource source) {
+  stack_chunk_source.store(source != nullptr ? source : &DefaultStackChunk,
+                           std::memory_order_release);
+}
+
+void mcommoninit(M* m) {
   m->id_ = m_count.fetch_add(1, std::memory_order_relaxed);
   m->fastrand_ = 0x49f6428aU + static_cast<uint32_t>(m->id_);
-  m->stackalloc.Init(kFixedStack, source);
+  m->stackalloc.Init(kFixedStack, &StackChunk);
   RegisterMStatsShard(&m->stats);
   M* head = all_m.load(std::memory_order_relaxed);
   do {
@@ -63,7 +78,7 @@ M* allm() { return all_m.load(std::memory_order_acquire); }
 
 int32_t mcount() { return m_count.load(std::memory_order_relaxed); }
 
-M* getm(FixAlloc::ChunkSource source) {
+M* getm() {
   M* m = internal::tls_m;
   if (ABSL_PREDICT_TRUE(m != &unbound_m)) return m;
   m = idle_ms.Pop();
@@ -72,7 +87,7 @@ M* getm(FixAlloc::ChunkSource source) {
   } else {
     m = new M;
     m->g0()->m = m;
-    mcommoninit(m, source);
+    mcommoninit(m);
   }
   ThreadStackBounds(m->g0());
   m->set_curg(m->g0());

@@ -94,7 +94,7 @@ class M {
   std::atomic<M*> idlelink{nullptr};
 
  private:
-  friend void mcommoninit(M* m, FixAlloc::ChunkSource source);
+  friend void mcommoninit(M* m);
 
   size_t fast_size_ = kNotOnG0;
   G* curg_ = nullptr;
@@ -105,10 +105,20 @@ class M {
 };
 
 // Registers m: id = mcount++, fastrand = 0x49f6428a + id, its stack FixAlloc
-// of FixedStack objects over `source`, its stats shard, and finally a
+// of FixedStack objects over StackChunk(), its stats shard, and finally a
 // lock-free push onto allm, so a thread walking allm only ever sees Ms that
 // are fully initialised. Thread-safe.
-void mcommoninit(M* m, FixAlloc::ChunkSource source);
+void mcommoninit(M* m);
+
+// Where every M's stack FixAlloc takes its chunks: the source installed by
+// SetStackChunkSource(), by default SysAllocAligned(n, FixAlloc::kChunk).
+// Chunks must be FixAlloc::kChunk-aligned (the scavenger finds a stack's
+// chunk by masking its address). Read at every chunk, so a source installed
+// later applies to existing Ms too.
+void* StackChunk(size_t n);
+// Installs the stack chunk source (nullptr restores the default). The entry
+// point installs the global pool's released-chunk reuse here. Thread-safe.
+void SetStackChunkSource(FixAlloc::ChunkSource source);
 
 // Head of the list of all Ms (follow M::alllink()). Safe to walk while other
 // threads register: Ms are only ever added at the head and never removed.
@@ -126,11 +136,10 @@ M* UnboundM();
 }  // namespace internal
 
 // The calling thread's M. The first call on a thread binds one: an idle M if
-// there is one, else a new M registered by mcommoninit() that takes its stack
-// chunks from `source`. Either way its g0 now describes the calling thread's
-// own stack and curg = g0. The M goes back to the idle list when the thread
-// exits. Thread-safe.
-M* getm(FixAlloc::ChunkSource source = &SysAlloc);
+// there is one, else a new M registered by mcommoninit(). Either way its g0
+// now describes the calling thread's own stack and curg = g0. The M goes
+// back to the idle list when the thread exits. Thread-safe.
+M* getm();
 
 // Unbinds the calling thread's M (if any) and puts it on the idle list with
 // its cache intact; the thread's next getm() binds one again. The thread
