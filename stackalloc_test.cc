@@ -373,6 +373,18 @@ TEST_F(StackallocTest, SixteenThreadsRandomAllocFreeCountersExact) {
   for (const Held& h : all) stackfree(h.p, kFixedStack);
   EXPECT_EQ(InuseDelta(), 0);
   EXPECT_EQ(MappedDelta(), NewChunks() * static_cast<int64_t>(kChunk));
+  const MemStats st = ReadMemStats();
+  EXPECT_EQ(
+      st.stacks_pooled,
+      static_cast<uint64_t>(StackallocTestPeer::PoolStacks()) * kFixedStack);
+  EXPECT_EQ(
+      st.stacks_released,
+      static_cast<uint64_t>(StackallocTestPeer::PoolReleasedChunks()) * kChunk);
+  uint64_t cached = 0;
+  for (M* m = allm(); m != nullptr; m = m->alllink()) {
+    cached += m->stats.cached.value() * kFixedStack;
+  }
+  EXPECT_EQ(st.stacks_cached, cached);
 }
 
 TEST(StackallocDeathTest, NotOnSchedulerStack) {

@@ -32,9 +32,11 @@ void ThreadStackBounds(G* g) {
 
 // Gives the thread's M back when the thread exits. Constructed (and its
 // destructor registered) on a thread's first getm().
+__thread bool thread_exited = false;
 struct ThreadExit {
   bool armed = false;
   ~ThreadExit() {
+    thread_exited = true;
     if (armed) dropm();
   }
 };
@@ -92,7 +94,9 @@ M* getm() {
   ThreadStackBounds(m->g0());
   m->set_curg(m->g0());
   internal::tls_m = m;
-  thread_exit.armed = true;
+  // A stack call from a later thread_local destructor binds an M once more;
+  // thread_exit is gone by then, so that M stays with the dead thread.
+  if (!thread_exited) thread_exit.armed = true;
   return m;
 }
 
