@@ -59,6 +59,12 @@ void ComparisonReporter::SetCaption(const std::string& group,
   captions_[group] = std::move(caption);
 }
 
+void ComparisonReporter::AddNote(std::string note) {
+  if (std::find(notes_.begin(), notes_.end(), note) == notes_.end()) {
+    notes_.push_back(std::move(note));
+  }
+}
+
 double ComparisonReporter::NsPerOp(const std::string& group,
                                    const std::string& contender,
                                    int threads) const {

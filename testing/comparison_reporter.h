@@ -53,8 +53,9 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
   // many contenders.
   void set_row_per_contender(bool on) { row_per_contender_ = on; }
 
-  // A line printed after the tables (carried by WriteCells/ReadCells).
-  void AddNote(std::string note) { notes_.push_back(std::move(note)); }
+  // A line printed after the tables (carried by WriteCells/ReadCells);
+  // a repeated note is printed once.
+  void AddNote(std::string note);
 
   // Prints one table per group, in the order groups were first reported.
   void PrintTables(std::ostream& out) const;

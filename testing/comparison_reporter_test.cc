@@ -70,6 +70,7 @@ TEST_F(ComparisonReporterTest, MergesCellsOfSeveralReporters) {
   other.SetOutputStream(&console_);
   other.ReportRuns({MakeRun("pair/theirs", 1, 1000, 100)});
 
+  other.AddNote("first: malloc is libc.so.6");  // Printed once.
   ComparisonReporter merged("ours");
   std::stringstream cells;
   reporter_.WriteCells(cells);

@@ -31,6 +31,14 @@
 // This driver runs those binaries one after another (never concurrently),
 // passing its flags through, collects their cells and prints ONE table.
 // Each binary notes which library serves its malloc under the table.
+//
+// Repetitions are rounds: --benchmark_repetitions=N (default 3) runs every
+// binary once per round, N rounds, and each cell is the median of its N
+// runs. Spreading every contender's runs over the whole session keeps a
+// change in the machine's load (on a shared 2-core box, it changes by the
+// minute) from landing on some contenders and not on others. Unless given,
+// --benchmark_min_time is 0.2 s per run, so the default session takes
+// about two minutes.
 
 #include <spawn.h>
 #include <sys/wait.h>
@@ -38,6 +46,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -65,6 +74,7 @@ constexpr const char* kBinaries[] = {
 
 // Runs `path` with `args` and --comparison_cells_out, adds its cells to
 // `reporter`. Returns false, with a note on the table, if it failed.
+// `name` titles its console output.
 bool RunOne(const std::string& name, const std::string& path,
             const std::vector<std::string>& args,
             baseline::ComparisonReporter& reporter) {
@@ -98,7 +108,7 @@ bool RunOne(const std::string& name, const std::string& path,
     ok = reporter.ReadCells(in);
   }
   unlink(cells.c_str());
-  if (!ok) reporter.AddNote(name + " failed; its peers are missing");
+  if (!ok) reporter.AddNote(name + " failed; its cells are missing");
   return ok;
 }
 
@@ -109,14 +119,38 @@ int Main(int argc, char** argv) {
     std::cerr << "peers_benchmark: cannot find runfiles: " << error << "\n";
     return 1;
   }
-  std::vector<std::string> args(argv + 1, argv + argc);
+  constexpr char kRepetitions[] = "--benchmark_repetitions=";
+  constexpr char kMinTime[] = "--benchmark_min_time=";
+  int rounds = 3;
+  bool min_time_given = false;
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind(kRepetitions, 0) == 0) {
+      rounds = atoi(arg.c_str() + strlen(kRepetitions));
+      continue;
+    }
+    if (arg.rfind(kMinTime, 0) == 0) min_time_given = true;
+    args.push_back(arg);
+  }
+  if (rounds < 1) {
+    std::cerr << "peers_benchmark: --benchmark_repetitions must be >= 1\n";
+    return 1;
+  }
+  if (!min_time_given) args.push_back(std::string(kMinTime) + "0.2");
+
   baseline::ComparisonReporter reporter("ours");
   reporter.set_row_per_contender(true);
   bool ok = true;
-  for (const char* name : kBinaries) {
-    std::string path =
-        runfiles->Rlocation(std::string("stackalloc/testing/") + name);
-    ok = RunOne(name, path, args, reporter) && ok;
+  for (int round = 1; round <= rounds; ++round) {
+    for (const char* name : kBinaries) {
+      std::string path =
+          runfiles->Rlocation(std::string("stackalloc/testing/") + name);
+      std::string title = std::string(name) + ", round " +
+                          std::to_string(round) + " of " +
+                          std::to_string(rounds);
+      ok = RunOne(title, path, args, reporter) && ok;
+    }
   }
   reporter.PrintTables(std::cout);
   return ok ? 0 : 1;
