@@ -17,6 +17,9 @@ load(
     "BENCHMARK_BUILD_FILES",
     "BOOST_BUILD_FILES",
     "GOOGLETEST_BUILD_FILES",
+    "GPERFTOOLS_BUILD_FILES",
+    "JEMALLOC_BUILD_FILES",
+    "MIMALLOC_BUILD_FILES",
     "system_library",
 )
 
@@ -55,4 +58,27 @@ def stackalloc_dependencies():
         build_files = BOOST_BUILD_FILES,
         debian_packages = ["libboost-context-dev"],
         required_paths = ["/usr/include/boost/context/fiber.hpp"],
+    )
+
+    # Malloc replacements, only for benchmarks (//testing:peers_benchmark).
+    maybe(
+        system_library,
+        name = "jemalloc",
+        build_files = JEMALLOC_BUILD_FILES,
+        debian_packages = ["libjemalloc-dev"],
+        required_paths = ["/usr/include/jemalloc/jemalloc.h"],
+    )
+    maybe(
+        system_library,
+        name = "gperftools",
+        build_files = GPERFTOOLS_BUILD_FILES,
+        debian_packages = ["libgoogle-perftools-dev"],
+        required_paths = ["/usr/include/gperftools/tcmalloc.h"],
+    )
+    maybe(
+        system_library,
+        name = "mimalloc",
+        build_files = MIMALLOC_BUILD_FILES,
+        debian_packages = ["libmimalloc-dev"],
+        required_paths = ["/usr/include/mimalloc.h"],
     )

@@ -12,6 +12,9 @@ packages=(
   libgtest-dev
   libbenchmark-dev
   libboost-context-dev
+  libjemalloc-dev            # peers benchmark
+  libgoogle-perftools-dev    # peers benchmark (tcmalloc)
+  libmimalloc-dev            # peers benchmark
   clang-format      # .ci/run's format check
   jq                # .ci/run reads Bazel's build event JSON with it
   valgrind

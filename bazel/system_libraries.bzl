@@ -103,3 +103,22 @@ BENCHMARK_BUILD_FILES = {
 BOOST_BUILD_FILES = {
     "BUILD": _lib("context", linkopts = ["-lboost_context"]),
 }
+
+# Malloc replacements, for //testing:peers_benchmark. Each defines malloc
+# itself: link at most one into a binary.
+
+JEMALLOC_BUILD_FILES = {
+    "BUILD": _lib("jemalloc", linkopts = ["-ljemalloc", "-pthread"]),
+}
+
+# gperftools' tcmalloc (not google/tcmalloc, which is @com_google_tcmalloc).
+GPERFTOOLS_BUILD_FILES = {
+    "BUILD": "\n".join([
+        _lib("tcmalloc_minimal", linkopts = ["-ltcmalloc_minimal", "-pthread"]),
+        _lib("tcmalloc", linkopts = ["-ltcmalloc", "-pthread"]),
+    ]),
+}
+
+MIMALLOC_BUILD_FILES = {
+    "BUILD": _lib("mimalloc", linkopts = ["-lmimalloc", "-pthread"]),
+}

@@ -2,10 +2,23 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 namespace stackalloc {
 namespace baseline {
+namespace {
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+}  // namespace
 
 void ComparisonReporter::ReportRuns(const std::vector<Run>& runs) {
   ConsoleReporter::ReportRuns(runs);
@@ -14,21 +27,41 @@ void ComparisonReporter::ReportRuns(const std::vector<Run>& runs) {
     const std::string& name = run.run_name.function_name;
     size_t slash = name.find('/');
     if (slash == std::string::npos) continue;
-    std::string group = name.substr(0, slash);
-    std::string contender = name.substr(slash + 1);
-    auto [it, inserted] = groups_.try_emplace(group);
-    if (inserted) group_order_.push_back(group);
-    Group& g = it->second;
-    if (std::find(g.contenders.begin(), g.contenders.end(), contender) ==
-        g.contenders.end()) {
-      g.contenders.push_back(contender);
-    }
     double ns = run.GetAdjustedRealTime() *
                 benchmark::GetTimeUnitMultiplier(benchmark::kNanosecond) /
                 benchmark::GetTimeUnitMultiplier(run.time_unit);
+    auto ops = run.counters.find(kOpsPerIteration);
+    if (ops != run.counters.end() && ops->second.value > 0) {
+      ns /= ops->second.value;
+    }
     // Google Benchmark already divides the wall time of a threaded run by
     // the iterations of all its threads together.
-    g.ns_per_op[static_cast<int>(run.threads)][contender] = ns;
+    AddCell(name.substr(0, slash), name.substr(slash + 1),
+            static_cast<int>(run.threads), ns);
+  }
+}
+
+void ComparisonReporter::AddCell(const std::string& group,
+                                 const std::string& contender, int threads,
+                                 double ns_per_op) {
+  auto [it, inserted] = groups_.try_emplace(group);
+  if (inserted) group_order_.push_back(group);
+  Group& g = it->second;
+  if (std::find(g.contenders.begin(), g.contenders.end(), contender) ==
+      g.contenders.end()) {
+    g.contenders.push_back(contender);
+  }
+  g.ns_per_op[threads][contender].push_back(ns_per_op);
+}
+
+void ComparisonReporter::SetCaption(const std::string& group,
+                                    std::string caption) {
+  captions_[group] = std::move(caption);
+}
+
+void ComparisonReporter::AddNote(std::string note) {
+  if (std::find(notes_.begin(), notes_.end(), note) == notes_.end()) {
+    notes_.push_back(std::move(note));
   }
 }
 
@@ -40,63 +73,192 @@ double ComparisonReporter::NsPerOp(const std::string& group,
   auto row = g->second.ns_per_op.find(threads);
   if (row == g->second.ns_per_op.end()) return -1;
   auto cell = row->second.find(contender);
-  return cell == row->second.end() ? -1 : cell->second;
+  return cell == row->second.end() ? -1 : Median(cell->second);
 }
 
 void ComparisonReporter::PrintTables(std::ostream& out) const {
-  char buf[64];
   for (const std::string& name : group_order_) {
     const Group& g = groups_.at(name);
     out << "\n" << name << ": ns/op (wall time / operations of all threads)";
     out << ", and ratio to " << reference_ << "\n";
-    out << "threads";
+    auto caption = captions_.find(name);
+    if (caption != captions_.end()) out << "  " << caption->second << "\n";
+    if (row_per_contender_) {
+      PrintRowPerContender(g, out);
+    } else {
+      PrintRowPerThreadCount(g, out);
+    }
+  }
+  if (!notes_.empty()) out << "\n";
+  for (const std::string& note : notes_) out << note << "\n";
+}
+
+void ComparisonReporter::PrintRowPerThreadCount(const Group& g,
+                                                std::ostream& out) const {
+  char buf[64];
+  out << "threads";
+  for (const auto& c : g.contenders) {
+    snprintf(buf, sizeof(buf), " %12s", c.c_str());
+    out << buf;
+  }
+  for (const auto& c : g.contenders) {
+    if (c == reference_) continue;
+    std::string col = c + "/" + reference_;
+    snprintf(buf, sizeof(buf), " %14s", col.c_str());
+    out << buf;
+  }
+  out << "\n";
+  for (const auto& [threads, cells] : g.ns_per_op) {
+    snprintf(buf, sizeof(buf), "%7d", threads);
+    out << buf;
     for (const auto& c : g.contenders) {
-      snprintf(buf, sizeof(buf), " %12s", c.c_str());
+      auto it = cells.find(c);
+      if (it == cells.end()) {
+        snprintf(buf, sizeof(buf), " %12s", "-");
+      } else {
+        snprintf(buf, sizeof(buf), " %12.2f", Median(it->second));
+      }
       out << buf;
     }
+    auto ref = cells.find(reference_);
+    double ref_ns = ref == cells.end() ? 0 : Median(ref->second);
     for (const auto& c : g.contenders) {
       if (c == reference_) continue;
-      std::string col = c + "/" + reference_;
-      snprintf(buf, sizeof(buf), " %14s", col.c_str());
+      auto it = cells.find(c);
+      if (it == cells.end() || ref_ns <= 0) {
+        snprintf(buf, sizeof(buf), " %14s", "-");
+      } else {
+        snprintf(buf, sizeof(buf), " %13.2fx", Median(it->second) / ref_ns);
+      }
       out << buf;
     }
     out << "\n";
-    for (const auto& [threads, cells] : g.ns_per_op) {
-      snprintf(buf, sizeof(buf), "%7d", threads);
-      out << buf;
-      for (const auto& c : g.contenders) {
-        auto it = cells.find(c);
-        if (it == cells.end()) {
-          snprintf(buf, sizeof(buf), " %12s", "-");
-        } else {
-          snprintf(buf, sizeof(buf), " %12.2f", it->second);
-        }
-        out << buf;
-      }
-      auto ref = cells.find(reference_);
-      for (const auto& c : g.contenders) {
-        if (c == reference_) continue;
-        auto it = cells.find(c);
-        if (it == cells.end() || ref == cells.end() || ref->second <= 0) {
-          snprintf(buf, sizeof(buf), " %14s", "-");
-        } else {
-          snprintf(buf, sizeof(buf), " %13.2fx", it->second / ref->second);
-        }
-        out << buf;
-      }
-      out << "\n";
-    }
   }
 }
 
-int RunComparison(int argc, char** argv, const std::string& reference) {
+void ComparisonReporter::PrintRowPerContender(const Group& g,
+                                              std::ostream& out) const {
+  constexpr int kCell = 16;
+  int name_width = static_cast<int>(strlen("threads"));
+  for (const auto& c : g.contenders) {
+    name_width = std::max(name_width, static_cast<int>(c.size()));
+  }
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%-*s", name_width, "threads");
+  out << buf;
+  for (const auto& [threads, cells] : g.ns_per_op) {
+    snprintf(buf, sizeof(buf), "%*d", kCell, threads);
+    out << buf;
+  }
+  out << "\n";
+  for (const auto& c : g.contenders) {
+    snprintf(buf, sizeof(buf), "%-*s", name_width, c.c_str());
+    out << buf;
+    for (const auto& [threads, cells] : g.ns_per_op) {
+      auto it = cells.find(c);
+      auto ref = cells.find(reference_);
+      std::string cell = "-";
+      if (it != cells.end()) {
+        double ns = Median(it->second);
+        snprintf(buf, sizeof(buf), "%.2f", ns);
+        cell = buf;
+        double ref_ns = ref == cells.end() ? 0 : Median(ref->second);
+        if (c != reference_ && ref_ns > 0) {
+          snprintf(buf, sizeof(buf), " (%.2fx)", ns / ref_ns);
+          cell += buf;
+        }
+      }
+      snprintf(buf, sizeof(buf), "%*s", kCell, cell.c_str());
+      out << buf;
+    }
+    out << "\n";
+  }
+}
+
+// One record a line, fields separated by tabs:
+//   cell <group> <contender> <threads> <ns/op>   (one per repetition)
+//   caption <group> <text>
+//   note <text>
+void ComparisonReporter::WriteCells(std::ostream& out) const {
+  char ns[32];
+  for (const std::string& name : group_order_) {
+    const Group& g = groups_.at(name);
+    for (const auto& c : g.contenders) {
+      for (const auto& [threads, cells] : g.ns_per_op) {
+        auto it = cells.find(c);
+        if (it == cells.end()) continue;
+        for (double v : it->second) {
+          snprintf(ns, sizeof(ns), "%.17g", v);
+          out << "cell\t" << name << "\t" << c << "\t" << threads << "\t" << ns
+              << "\n";
+        }
+      }
+    }
+    auto caption = captions_.find(name);
+    if (caption != captions_.end()) {
+      out << "caption\t" << name << "\t" << caption->second << "\n";
+    }
+  }
+  for (const std::string& note : notes_) out << "note\t" << note << "\n";
+}
+
+bool ComparisonReporter::ReadCells(std::istream& in) {
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::istringstream fields(line);
+    for (std::string s; std::getline(fields, s, '\t');) f.push_back(s);
+    if (f.size() == 5 && f[0] == "cell") {
+      char* end_threads;
+      char* end_ns;
+      long threads = strtol(f[3].c_str(), &end_threads, 10);
+      double ns = strtod(f[4].c_str(), &end_ns);
+      if (*end_threads != '\0' || *end_ns != '\0') return false;
+      AddCell(f[1], f[2], static_cast<int>(threads), ns);
+    } else if (f.size() == 3 && f[0] == "caption") {
+      SetCaption(f[1], f[2]);
+    } else if (f.size() == 2 && f[0] == "note") {
+      AddNote(f[1]);
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+int RunComparison(int argc, char** argv, ComparisonReporter& reporter) {
+  constexpr char kCellsOut[] = "--comparison_cells_out=";
+  std::string cells_out;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (strncmp(argv[i], kCellsOut, strlen(kCellsOut)) == 0) {
+      cells_out = argv[i] + strlen(kCellsOut);
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  ComparisonReporter reporter(reference);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
-  reporter.PrintTables(std::cout);
+  if (cells_out.empty()) {
+    reporter.PrintTables(std::cout);
+    return 0;
+  }
+  std::ofstream out(cells_out);
+  reporter.WriteCells(out);
+  out.close();
+  if (!out) {
+    std::cerr << "cannot write " << cells_out << "\n";
+    return 1;
+  }
   return 0;
+}
+
+int RunComparison(int argc, char** argv, const std::string& reference) {
+  ComparisonReporter reporter(reference);
+  return RunComparison(argc, argv, reporter);
 }
 
 }  // namespace baseline

@@ -8,11 +8,21 @@
 // of all threads together (the seed's b.N semantics), which is what Google
 // Benchmark reports for a threaded run with UseRealTime().
 //
+// A benchmark whose iteration does k operations says so with the user
+// counter kOpsPerIteration = k (flag kAvgThreads); its time per iteration is
+// divided by k. With --benchmark_repetitions, a cell is the median of the
+// repetitions.
+//
+// Tables from several processes (say, one binary per malloc replacement) are
+// merged with WriteCells() in each and ReadCells() in one; RunComparison()
+// does the writing when given --comparison_cells_out=<path>.
+//
 // Not thread-safe (Google Benchmark reports from one thread).
 
 #ifndef TESTING_COMPARISON_REPORTER_H_
 #define TESTING_COMPARISON_REPORTER_H_
 
+#include <istream>
 #include <map>
 #include <ostream>
 #include <string>
@@ -23,6 +33,10 @@
 namespace stackalloc {
 namespace baseline {
 
+// The user counter through which a benchmark reports operations per
+// iteration.
+inline constexpr char kOpsPerIteration[] = "ops_per_iteration";
+
 class ComparisonReporter : public benchmark::ConsoleReporter {
  public:
   // `reference` names the contender the ratios are taken against.
@@ -30,6 +44,18 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
       : reference_(std::move(reference)) {}
 
   void ReportRuns(const std::vector<Run>& runs) override;
+
+  // A line printed under the group's table heading, e.g. what an op is.
+  void SetCaption(const std::string& group, std::string caption);
+
+  // Prints one row per contender (ns/op and ratio in each thread count's
+  // column) instead of one row per thread count; narrower when there are
+  // many contenders.
+  void set_row_per_contender(bool on) { row_per_contender_ = on; }
+
+  // A line printed after the tables (carried by WriteCells/ReadCells);
+  // a repeated note is printed once.
+  void AddNote(std::string note);
 
   // Prints one table per group, in the order groups were first reported.
   void PrintTables(std::ostream& out) const;
@@ -39,18 +65,38 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
   double NsPerOp(const std::string& group, const std::string& contender,
                  int threads) const;
 
+  // Writes every cell (and note) in a line format that ReadCells() adds to
+  // another reporter, keeping the order of first report.
+  void WriteCells(std::ostream& out) const;
+  // Returns false, having added what it could, on a malformed line.
+  bool ReadCells(std::istream& in);
+
  private:
   struct Group {
     std::vector<std::string> contenders;  // In order of first report.
-    std::map<int, std::map<std::string, double>> ns_per_op;  // threads -> ..
+    // threads -> contender -> ns/op of each repetition.
+    std::map<int, std::map<std::string, std::vector<double>>> ns_per_op;
   };
+  void AddCell(const std::string& group, const std::string& contender,
+               int threads, double ns_per_op);
+  void PrintRowPerThreadCount(const Group& g, std::ostream& out) const;
+  void PrintRowPerContender(const Group& g, std::ostream& out) const;
+
   std::string reference_;
+  bool row_per_contender_ = false;
   std::vector<std::string> group_order_;
   std::map<std::string, Group> groups_;
+  std::map<std::string, std::string> captions_;
+  std::vector<std::string> notes_;
 };
 
 // Runs every registered benchmark with the flags in argv, then prints the
 // tables. Returns the process exit code. A main() for comparison binaries.
+//
+// --comparison_cells_out=<path> (taken out of argv before Google Benchmark
+// sees it) writes the cells to <path> for a driver to merge, instead of
+// printing the tables.
+int RunComparison(int argc, char** argv, ComparisonReporter& reporter);
 int RunComparison(int argc, char** argv, const std::string& reference);
 
 }  // namespace baseline
