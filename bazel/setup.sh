@@ -12,6 +12,7 @@ packages=(
   libgtest-dev
   libbenchmark-dev
   libboost-context-dev
+  golang-go         # Go 1.19, the peer in //testing:stack_growth_report
   clang-format
   nodejs
   npm
