@@ -1,5 +1,6 @@
 #include "sched/proc.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -196,13 +197,14 @@ class Runtime {
   bool stopping_ = false;
 };
 
-std::mutex runtime_mu;
-// Guarded by runtime_mu, except that Gs and Ms use `runtime` while it runs
-// (Start publishes it before the Ms exist; Stop resets it after they ended).
-std::unique_ptr<Runtime> runtime;
-ProcStats last_stats;  // Of the last runtime stopped.
+// The running runtime. Start, Wait and Stop come from one controlling
+// thread; Gs, Ms and ReadProcStats may look at it at any time, so it is
+// published atomically and never waited on under a lock.
+std::atomic<Runtime*> the_runtime{nullptr};
+std::mutex stats_mu;
+ProcStats last_stats;  // Of the last runtime stopped; guarded by stats_mu.
 
-Runtime* TheRuntime() { return runtime.get(); }
+Runtime* TheRuntime() { return the_runtime.load(std::memory_order_acquire); }
 
 // The G running on this thread, or nullptr on g0 or an ordinary thread.
 // Out of line and behind a compiler barrier so that the thread-local M is
@@ -446,31 +448,34 @@ void Runtime::Gfree(Sched* s, ProcG* g) {
 
 void Start(const Options& options) {
   if (options.gomaxprocs < 1) Throw("proc: gomaxprocs < 1");
-  std::lock_guard<std::mutex> l(runtime_mu);
-  if (runtime != nullptr) {
+  if (TheRuntime() != nullptr) {
     Throw("proc: Start while a runtime runs (Stop it first)");
   }
-  runtime = std::make_unique<Runtime>(options);
-  runtime->StartMs();
+  auto* rt = new Runtime(options);
+  the_runtime.store(rt, std::memory_order_release);
+  rt->StartMs();
 }
 
 void Wait() {
-  std::lock_guard<std::mutex> l(runtime_mu);
-  if (runtime == nullptr) return;
-  runtime->Wait();
+  if (Runtime* rt = TheRuntime()) rt->Wait();
 }
 
 void Stop() {
-  std::lock_guard<std::mutex> l(runtime_mu);
-  if (runtime == nullptr) return;
-  runtime->Stop();
-  last_stats = runtime->Read();
-  runtime.reset();
+  Runtime* rt = TheRuntime();
+  if (rt == nullptr) return;
+  rt->Stop();  // Every G finished and every M ended.
+  {
+    std::lock_guard<std::mutex> l(stats_mu);
+    last_stats = rt->Read();
+    the_runtime.store(nullptr, std::memory_order_release);
+  }
+  delete rt;
 }
 
 ProcStats ReadProcStats() {
-  std::lock_guard<std::mutex> l(runtime_mu);
-  return runtime != nullptr ? runtime->Read() : last_stats;
+  std::lock_guard<std::mutex> l(stats_mu);
+  Runtime* rt = TheRuntime();
+  return rt != nullptr ? rt->Read() : last_stats;
 }
 
 void Gosched() {

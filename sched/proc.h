@@ -25,11 +25,12 @@
 // Context switches use Boost.Context's fcontext (make_fcontext /
 // jump_fcontext) and are annotated for AddressSanitizer and ThreadSanitizer.
 //
-// One runtime at a time per process. Start, Wait and Stop are called from a
-// thread that is not one of the runtime's Ms (typically main); Go, Gosched,
-// Systemstack and WithStack may be called from anywhere: from a G, from g0,
-// or from an ordinary thread (where Gosched does nothing and Systemstack and
-// WithStack just call their function).
+// Thread-safety: one runtime at a time per process. Start, Wait and Stop
+// come from one controlling thread that is not a G (typically main).
+// ReadProcStats may be called from anywhere. Go needs a running runtime and
+// may be called from a G, from g0 or from an ordinary thread; Gosched,
+// Systemstack and WithStack may be called from anywhere (off a G, Gosched
+// does nothing and the other two just call their function).
 
 #ifndef SCHED_PROC_H_
 #define SCHED_PROC_H_

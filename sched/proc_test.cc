@@ -312,6 +312,26 @@ TEST_F(ProcTest, GsMigrateWithTheirSegments) {
   ExpectAllStacksBack();
 }
 
+// Statistics are readable from a G while the controlling thread waits.
+TEST_F(ProcTest, ReadProcStatsFromAGWhileMainWaits) {
+  StartRuntime(1);
+  std::atomic<uint64_t> started_seen{0};
+  std::atomic<uint64_t> finished_seen{1};
+  Go([&] {
+    Systemstack([&] {
+      ProcStats st = ReadProcStats();
+      started_seen.store(st.gs_started);
+      finished_seen.store(st.gs_finished);
+    });
+  });
+  Wait();
+  EXPECT_EQ(started_seen.load(), 1u);
+  EXPECT_EQ(finished_seen.load(), 0u);
+  Stop();
+  EXPECT_EQ(ReadProcStats().gs_finished, 1u);
+  ExpectAllStacksBack();
+}
+
 TEST(ProcWithoutRuntimeTest, HelpersJustCallTheirFunction) {
   int ran = 0;
   Systemstack([&] { ++ran; });
