@@ -218,12 +218,17 @@ void PrintTable(const Reporter& r, const std::map<int, double>& go) {
         "\nCPU time per op at 1 proc: %.2f ns on a thread's own stack (the "
         "frame work alone),\n%.2f ns on the runtime with the new pool: "
         "segment switching and allocation add %.2f ns (%.1f%% of the frame "
-        "work)\n",
+        "work;\nmeasured at different moments, so as noisy as the machine: "
+        "judge "
+        "with valgrind --tool=callgrind)\n",
         f.cpu_ns, n1.cpu_ns, n1.cpu_ns - f.cpu_ns,
         100 * (n1.cpu_ns - f.cpu_ns) / f.cpu_ns);
   }
-  if (go.empty())
-    printf("(no Go results: run //testing:stack_growth_report)\n");
+  if (go.empty()) {
+    printf(
+        "(no Go results: give --go_output, or run "
+        "//testing:stack_growth_report with golang-go installed)\n");
+  }
 }
 
 }  // namespace
