@@ -15,8 +15,9 @@ packages=(
   libjemalloc-dev            # peers benchmark
   libgoogle-perftools-dev    # peers benchmark (tcmalloc)
   libmimalloc-dev            # peers benchmark
-  clang-format      # .ci/run's format check
-  jq                # .ci/run reads Bazel's build event JSON with it
+  clang-format               # .ci/run's format check
+  jq                         # .ci/run reads Bazel's build event JSON with it
+  golang-go                  # Go 1.19, the peer in //testing:stack_growth_report
   valgrind
 )
 

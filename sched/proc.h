@@ -1,0 +1,186 @@
+// A small fiber runtime whose Gs really run on stacks from stackalloc.
+//
+// Named after the Go runtime's proc.c of 2011: Start() starts `gomaxprocs`
+// Ms (OS threads), each running the scheduler loop on its g0 (the thread's
+// own stack); Go() spawns a G; Gosched() yields; Wait() returns once every G
+// has finished; Stop() also ends the Ms. A G starts on a kFixedStack stack
+// from the runtime's StackPool (stackalloc by default): its function's first
+// frame really is on that 4 KiB stack.
+//
+// Stacks are only ever allocated and freed on g0. A G that needs the
+// scheduler stack runs a function there with Systemstack() (Go's systemstack,
+// mcall); stackalloc called directly from a G dies with "stackalloc not on
+// scheduler stack".
+//
+// C++ has no compiler-inserted stack checks, so stack growth is explicit and
+// segmented, as in Go until 1.3 (morestack -> newstack ... lessstack ->
+// oldstack): WithStack(n, f) calls f with at least n bytes of stack. If the
+// current segment has less room, the G switches to g0, which takes a new
+// segment from the pool (kFixedStack, or a segment of the right size from the
+// general path for frames larger than that) and starts f on it; when f
+// returns, the G switches to g0 again, which frees the segment and resumes the
+// G on its old one. Frames that do not go through WithStack may use at most
+// kStackGuard bytes below the last check.
+//
+// Context switches use Boost.Context's fcontext (make_fcontext /
+// jump_fcontext) and are annotated for AddressSanitizer and ThreadSanitizer.
+//
+// Thread-safety: one runtime at a time per process. Start, Wait and Stop
+// come from one controlling thread that is not a G (typically main).
+// ReadProcStats may be called from anywhere. Go needs a running runtime and
+// may be called from a G, from g0 or from an ordinary thread; Gosched,
+// Systemstack and WithStack may be called from anywhere (off a G, Gosched
+// does nothing and the other two just call their function).
+
+#ifndef SCHED_PROC_H_
+#define SCHED_PROC_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "absl/base/attributes.h"
+#include "absl/base/config.h"
+#include "absl/base/optimization.h"
+#include "stackalloc.h"
+
+namespace stackalloc {
+namespace proc {
+
+// Where a runtime's G stacks and stack segments come from. Both functions
+// are called on g0 only, with n == kFixedStack for a G's first stack and
+// for every segment up to that size; larger frames ask for more.
+struct StackPool {
+  void* (*alloc)(size_t n);
+  void (*free)(void* v, size_t n);
+};
+
+// stackalloc / stackfree.
+inline constexpr StackPool kDefaultStackPool = {&stackalloc, &stackfree};
+
+struct Options {
+  int gomaxprocs = 1;  // Number of Ms (Go's GOMAXPROCS).
+  StackPool pool = kDefaultStackPool;
+};
+
+// Room a G keeps free below its last stack check for calls that do not check
+// (the switch to g0 itself, small leaf functions). Go's StackGuard. Like Go,
+// which multiplies it under -race, sanitizer builds need much more: their
+// interceptors (memset, for one) take about 2 KiB of stack.
+#if defined(ABSL_HAVE_ADDRESS_SANITIZER) || defined(ABSL_HAVE_THREAD_SANITIZER)
+inline constexpr size_t kStackGuard = 3072;
+#else
+inline constexpr size_t kStackGuard = 256;
+#endif
+
+// Counters of the running runtime, or of the last one stopped. Exact once
+// Wait() has returned; while Gs run, each counter is some recent value.
+struct ProcStats {
+  uint64_t gs_started = 0;      // Gs that got a stack and began to run.
+  uint64_t gs_finished = 0;     // Gs whose function returned.
+  uint64_t segments = 0;        // Stack segments taken by WithStack...
+  uint64_t large_segments = 0;  // ...of which larger than kFixedStack.
+};
+
+// Starts a runtime with options.gomaxprocs Ms. Dies if one is running.
+void Start(const Options& options);
+// Blocks until every G spawned so far (and every G they spawn) has finished.
+void Wait();
+// Wait(), then ends the Ms and joins their threads.
+void Stop();
+// Statistics of the running or last stopped runtime.
+ProcStats ReadProcStats();
+
+// Spawns a G that runs f (Go's `go f()`). The G's record is made on g0 (via
+// Systemstack when called from a G); its stack is allocated on g0 when an M
+// first runs it, and freed on g0 when f returns. f must not throw.
+template <typename F>
+void Go(F&& f);
+
+// From a G: puts it at the back of the run queue and runs the scheduler.
+// Elsewhere: does nothing.
+void Gosched();
+
+// Runs f on the scheduler stack (g0) of the calling G's M and returns when it
+// has (Go's systemstack). On g0 or an ordinary thread it just calls f. f must
+// not throw and must not switch Gs (no Gosched).
+template <typename F>
+void Systemstack(F&& f);
+
+// Calls f() with at least n bytes of stack below the call, on a new segment
+// if the current one has less room (plus kStackGuard). Returns f's result (by
+// value). f must not throw. Dies with "morestack on g0" on a scheduler stack
+// that is nearly exhausted.
+template <typename F>
+auto WithStack(size_t n, F&& f) -> std::decay_t<std::invoke_result_t<F&>>;
+
+namespace internal {
+
+// Bytes left on the running stack below the caller's frame, minus
+// kStackGuard (0 if less). Very large on a thread that never entered the
+// runtime. Out of line so that it reads the thread's M anew on every call:
+// a G may resume on another thread.
+size_t StackRoom();
+
+// Switches to g0 for a new segment of at least n bytes and calls fn(arg) on
+// it; returns on the old segment after the new one has been freed.
+void Morestack(size_t n, void (*fn)(void*), void* arg);
+
+// Runs fn(arg) on g0 (directly when not on a G).
+void Systemstack(void (*fn)(void*), void* arg);
+
+// Queues a new G. REQUIRES: on g0 or an ordinary thread.
+void Newproc(std::function<void()> fn);
+
+template <typename R, typename F>
+ABSL_ATTRIBUTE_NOINLINE R CallOnNewSegment(size_t n, F& f) {
+  if constexpr (std::is_void_v<R>) {
+    Morestack(
+        n, [](void* p) noexcept { (*static_cast<F*>(p))(); }, &f);
+  } else {
+    struct Call {
+      F* f;
+      std::optional<R> r;
+    } call{&f, std::nullopt};
+    Morestack(
+        n,
+        [](void* p) noexcept {
+          auto* c = static_cast<Call*>(p);
+          c->r.emplace((*c->f)());
+        },
+        &call);
+    return std::move(*call.r);
+  }
+}
+
+}  // namespace internal
+
+template <typename F>
+void Go(F&& f) {
+  Systemstack(
+      [&f] { internal::Newproc(std::function<void()>(std::forward<F>(f))); });
+}
+
+template <typename F>
+void Systemstack(F&& f) {
+  using Fn = std::remove_reference_t<F>;
+  internal::Systemstack([](void* p) noexcept { (*static_cast<Fn*>(p))(); },
+                        const_cast<void*>(static_cast<const void*>(&f)));
+}
+
+// Fast path: one out-of-line call and a comparison, then f on this stack.
+template <typename F>
+inline auto WithStack(size_t n, F&& f)
+    -> std::decay_t<std::invoke_result_t<F&>> {
+  using R = std::decay_t<std::invoke_result_t<F&>>;
+  if (ABSL_PREDICT_TRUE(internal::StackRoom() >= n)) return f();
+  return internal::CallOnNewSegment<R>(n, f);  // Slow path: a new segment.
+}
+
+}  // namespace proc
+}  // namespace stackalloc
+
+#endif  // SCHED_PROC_H_

@@ -1,0 +1,345 @@
+#include "sched/proc.h"
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include "alloc/stack_sizes.h"
+#include "gtest/gtest.h"
+#include "sched/m.h"
+#include "stackalloc.h"
+#include "stats/mstats.h"
+
+namespace stackalloc {
+namespace proc {
+namespace {
+
+// A stack pool over stackalloc that records what the runtime asks of it, and
+// whether it asks on g0. Reset by the fixture.
+struct PoolLog {
+  std::atomic<int64_t> allocs{0};
+  std::atomic<int64_t> frees{0};
+  std::atomic<int64_t> large_allocs{0};
+  std::atomic<int64_t> large_frees{0};
+  std::atomic<int64_t> off_g0{0};       // Calls made off the scheduler stack.
+  std::atomic<int64_t> outstanding{0};  // allocs - frees...
+  std::atomic<int64_t> max_outstanding{0};  // ...and its maximum.
+  std::atomic<uintptr_t> last_alloc{0};
+  std::atomic<size_t> last_alloc_size{0};
+};
+PoolLog pool_log;
+
+bool OnG0() {
+  M* m = getm();
+  return m->curg() == m->g0();
+}
+
+void* LoggingAlloc(size_t n) {
+  if (!OnG0()) pool_log.off_g0.fetch_add(1);
+  void* v = stackalloc(n);
+  pool_log.allocs.fetch_add(1);
+  if (n != kFixedStack) pool_log.large_allocs.fetch_add(1);
+  int64_t out = pool_log.outstanding.fetch_add(1) + 1;
+  int64_t max = pool_log.max_outstanding.load();
+  while (out > max &&
+         !pool_log.max_outstanding.compare_exchange_weak(max, out)) {
+  }
+  pool_log.last_alloc.store(reinterpret_cast<uintptr_t>(v));
+  pool_log.last_alloc_size.store(n);
+  return v;
+}
+
+void LoggingFree(void* v, size_t n) {
+  if (!OnG0()) pool_log.off_g0.fetch_add(1);
+  pool_log.frees.fetch_add(1);
+  if (n != kFixedStack) pool_log.large_frees.fetch_add(1);
+  pool_log.outstanding.fetch_sub(1);
+  stackfree(v, n);
+}
+
+constexpr StackPool kLoggingPool = {&LoggingAlloc, &LoggingFree};
+
+class ProcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pool_log.allocs = 0;
+    pool_log.frees = 0;
+    pool_log.large_allocs = 0;
+    pool_log.large_frees = 0;
+    pool_log.off_g0 = 0;
+    pool_log.outstanding = 0;
+    pool_log.max_outstanding = 0;
+    start_ = ReadMemStats();
+  }
+  void TearDown() override { Stop(); }
+
+  static void StartRuntime(int gomaxprocs) {
+    Options o;
+    o.gomaxprocs = gomaxprocs;
+    o.pool = kLoggingPool;
+    Start(o);
+  }
+
+  // Every stack the runtime took went back, on g0, and the global
+  // statistics are where they started.
+  void ExpectAllStacksBack() {
+    EXPECT_EQ(pool_log.off_g0.load(), 0);
+    EXPECT_EQ(pool_log.frees.load(), pool_log.allocs.load());
+    EXPECT_EQ(pool_log.large_frees.load(), pool_log.large_allocs.load());
+    MemStats now = ReadMemStats();
+    EXPECT_EQ(now.stacks_inuse, start_.stacks_inuse);
+    EXPECT_EQ(now.large_stacks_inuse, start_.large_stacks_inuse);
+  }
+
+  MemStats start_;
+};
+
+TEST_F(ProcTest, GRunsOnTheStackItWasGiven) {
+  StartRuntime(1);
+  std::atomic<uintptr_t> local_addr{0};
+  std::atomic<bool> curg_is_g{false};
+  std::atomic<bool> curg_has_local{false};
+  Go([&] {
+    int local = 0;
+    local_addr.store(reinterpret_cast<uintptr_t>(&local));
+    M* m = getm();
+    curg_is_g.store(m->curg() != m->g0());
+    curg_has_local.store(m->curg()->OnStack(&local));
+  });
+  Wait();
+  ASSERT_EQ(pool_log.allocs.load(), 1);
+  uintptr_t lo = pool_log.last_alloc.load();
+  EXPECT_EQ(pool_log.last_alloc_size.load(), kFixedStack);
+  EXPECT_GE(local_addr.load(), lo);
+  EXPECT_LT(local_addr.load(), lo + kFixedStack);
+  EXPECT_TRUE(curg_is_g.load());
+  EXPECT_TRUE(curg_has_local.load());
+  Stop();
+  ProcStats st = ReadProcStats();
+  EXPECT_EQ(st.gs_started, 1u);
+  EXPECT_EQ(st.gs_finished, 1u);
+  EXPECT_EQ(st.segments, 0u);
+  ExpectAllStacksBack();
+}
+
+// 100 Gs spawned from main each spawn 99 more from their own stack.
+TEST_F(ProcTest, TenThousandGsFreeEveryStackOnG0) {
+  constexpr int kParents = 100;
+  constexpr int kChildren = 99;
+  StartRuntime(2);
+  std::atomic<int> ran{0};
+  for (int p = 0; p < kParents; ++p) {
+    Go([&ran] {
+      for (int c = 0; c < kChildren; ++c) Go([&ran] { ran.fetch_add(1); });
+      ran.fetch_add(1);
+    });
+  }
+  Wait();
+  EXPECT_EQ(ran.load(), kParents * (1 + kChildren));
+  EXPECT_EQ(pool_log.allocs.load(), kParents * (1 + kChildren));
+  Stop();
+  ProcStats st = ReadProcStats();
+  EXPECT_EQ(st.gs_started, uint64_t{kParents * (1 + kChildren)});
+  EXPECT_EQ(st.gs_finished, uint64_t{kParents * (1 + kChildren)});
+  ExpectAllStacksBack();
+}
+
+constexpr size_t kRecursePad = 256;
+
+int64_t Recurse(int depth, bool yield);
+
+ABSL_ATTRIBUTE_NOINLINE int64_t RecurseFrame(int depth, bool yield) {
+  char pad[kRecursePad];
+  memset(pad, depth & 0x7f, sizeof pad);
+  asm volatile("" : : "r"(pad) : "memory");  // The frame is really there.
+  if (depth == 0) {
+    if (yield) Gosched();
+    return 0;
+  }
+  int64_t r = depth + Recurse(depth - 1, yield);
+  asm volatile("" : : "r"(pad) : "memory");  // Live across the call.
+  return r + pad[0] - (depth & 0x7f);
+}
+
+int64_t Recurse(int depth, bool yield) {
+  return WithStack(kRecursePad + 128,
+                   [depth, yield] { return RecurseFrame(depth, yield); });
+}
+
+TEST_F(ProcTest, DeepRecursionAcrossSegments) {
+  constexpr int kDepth = 1000;
+  StartRuntime(1);
+  std::atomic<int64_t> result{-1};
+  Go([&result] { result.store(Recurse(kDepth, false)); });
+  Wait();
+  EXPECT_EQ(result.load(), int64_t{kDepth} * (kDepth + 1) / 2);
+  Stop();
+  ProcStats st = ReadProcStats();
+  // At the bottom the G held its first stack and one segment per few frames.
+  EXPECT_GE(pool_log.max_outstanding.load(),
+            1 + int64_t{kDepth} * kRecursePad / kFixedStack);
+  EXPECT_EQ(st.segments, static_cast<uint64_t>(pool_log.allocs.load() - 1));
+  EXPECT_EQ(st.large_segments, 0u);
+  ExpectAllStacksBack();
+}
+
+TEST_F(ProcTest, FrameLargerThanASegmentGetsALargeSegment) {
+  constexpr size_t kBig = 3 * kFixedStack;
+  StartRuntime(1);
+  std::atomic<bool> on_large{false};
+  std::atomic<int> sum{0};
+  Go([&] {
+    WithStack(kBig + 128, [&] {
+      char big[kBig];
+      memset(big, 1, sizeof big);
+      asm volatile("" : : "r"(big) : "memory");
+      uintptr_t lo = pool_log.last_alloc.load();
+      auto a = reinterpret_cast<uintptr_t>(&big[0]);
+      on_large.store(pool_log.last_alloc_size.load() > kBig && lo <= a &&
+                     a + kBig <= lo + pool_log.last_alloc_size.load());
+      int s = 0;
+      for (char c : big) s += c;
+      sum.store(s);
+    });
+  });
+  Wait();
+  EXPECT_TRUE(on_large.load());
+  EXPECT_EQ(sum.load(), static_cast<int>(kBig));
+  Stop();
+  ProcStats st = ReadProcStats();
+  EXPECT_EQ(st.segments, 1u);
+  EXPECT_EQ(st.large_segments, 1u);
+  EXPECT_EQ(pool_log.large_allocs.load(), 1);
+  ExpectAllStacksBack();
+}
+
+TEST_F(ProcTest, GoschedInterleavesTwoGsOnOneM) {
+  constexpr int kTurns = 4;
+  StartRuntime(1);
+  char log[2 * kTurns + 1] = {};
+  int n = 0;
+  // Both Gs are queued before either runs: the parent holds the only M.
+  Go([&] {
+    for (char name : {'A', 'B'}) {
+      Go([&log, &n, name] {
+        for (int i = 0; i < kTurns; ++i) {
+          log[n++] = name;
+          Gosched();
+        }
+      });
+    }
+  });
+  Wait();
+  EXPECT_STREQ(log, "ABABABAB");
+  Stop();
+  ExpectAllStacksBack();
+}
+
+TEST_F(ProcTest, StackallocWorksThroughSystemstack) {
+  StartRuntime(1);
+  std::atomic<bool> ran_on_g0{false};
+  std::atomic<bool> local_on_g0{false};
+  std::atomic<uintptr_t> stack{0};
+  std::atomic<uint64_t> inuse_while_held{0};
+  Go([&] {
+    void* v = nullptr;
+    Systemstack([&] {
+      M* m = getm();
+      int local = 0;
+      ran_on_g0.store(m->curg() == m->g0());
+      local_on_g0.store(m->g0()->OnStack(&local));
+      v = stackalloc(kFixedStack);
+    });
+    stack.store(reinterpret_cast<uintptr_t>(v));
+    Systemstack([&] {
+      inuse_while_held.store(ReadMemStats().stacks_inuse);
+      stackfree(v, kFixedStack);
+    });
+  });
+  Wait();
+  EXPECT_TRUE(ran_on_g0.load());
+  EXPECT_TRUE(local_on_g0.load());
+  ASSERT_NE(stack.load(), 0u);
+  EXPECT_EQ(stack.load() % kFixedStack, 0u);
+  // The G's own stack and the one it allocated.
+  EXPECT_EQ(inuse_while_held.load(), start_.stacks_inuse + 2 * kFixedStack);
+  Stop();
+  ExpectAllStacksBack();
+}
+
+void StackallocOnAGsStack() {
+  Options o;
+  o.gomaxprocs = 1;
+  Start(o);
+  Go([] {
+    void* v = stackalloc(kFixedStack);
+    asm volatile("" : : "r"(v) : "memory");
+  });
+  Wait();
+}
+
+TEST(ProcDeathTest, StackallocOnAGsStackDies) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(StackallocOnAGsStack(), "stackalloc not on scheduler stack");
+}
+
+// Gs that yield at the bottom of a deep recursion migrate between Ms with all
+// their segments; those are then freed on another M than the one that took
+// them.
+TEST_F(ProcTest, GsMigrateWithTheirSegments) {
+  constexpr int kGs = 16;
+  constexpr int kRounds = 10;
+  constexpr int kDepth = 100;
+  StartRuntime(4);
+  std::atomic<int> right{0};
+  for (int i = 0; i < kGs; ++i) {
+    Go([&right] {
+      for (int r = 0; r < kRounds; ++r) {
+        if (Recurse(kDepth, true) == int64_t{kDepth} * (kDepth + 1) / 2) {
+          right.fetch_add(1);
+        }
+      }
+    });
+  }
+  Wait();
+  EXPECT_EQ(right.load(), kGs * kRounds);
+  Stop();
+  ProcStats st = ReadProcStats();
+  EXPECT_EQ(st.gs_finished, uint64_t{kGs});
+  EXPECT_EQ(st.segments, static_cast<uint64_t>(pool_log.allocs.load() - kGs));
+  EXPECT_GE(st.segments,
+            uint64_t{kGs * kRounds} * (kDepth * kRecursePad / kFixedStack));
+  ExpectAllStacksBack();
+}
+
+// Statistics are readable from a G while the controlling thread waits.
+TEST_F(ProcTest, ReadProcStatsFromAGWhileMainWaits) {
+  StartRuntime(1);
+  std::atomic<uint64_t> started_seen{0};
+  std::atomic<uint64_t> finished_seen{1};
+  Go([&] {
+    Systemstack([&] {
+      ProcStats st = ReadProcStats();
+      started_seen.store(st.gs_started);
+      finished_seen.store(st.gs_finished);
+    });
+  });
+  Wait();
+  EXPECT_EQ(started_seen.load(), 1u);
+  EXPECT_EQ(finished_seen.load(), 0u);
+  Stop();
+  EXPECT_EQ(ReadProcStats().gs_finished, 1u);
+  ExpectAllStacksBack();
+}
+
+TEST(ProcWithoutRuntimeTest, HelpersJustCallTheirFunction) {
+  int ran = 0;
+  Systemstack([&] { ++ran; });
+  EXPECT_EQ(WithStack(1 << 20, [&] { return ++ran; }), 2);
+  Gosched();  // No G: nothing to do.
+  EXPECT_EQ(ran, 2);
+}
+
+}  // namespace
+}  // namespace proc
+}  // namespace stackalloc

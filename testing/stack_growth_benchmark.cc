@@ -1,0 +1,274 @@
+// The seed's BenchmarkStackGrowth, old stack pool beside new, in one binary.
+//
+//   bazel run -c opt //testing:stack_growth_benchmark
+//   bazel run -c opt //testing:stack_growth_report   # with Go 1.19 beside
+//
+// For procs = 1, 2, 4, 8, 16 it starts the fiber runtime with `procs` Ms and
+// the old pool (the seed's one FixAlloc behind a global lock) or the new one
+// (stackalloc, per M), and runs testing/stack_growth.h's workload. ns/op is
+// wall time / N, one op being one StackGrowthRecursive(10) call; segs/op is
+// the stack segments allocated per op.
+//
+// After Google Benchmark's report it prints the seed's table:
+//   benchmark  old ns/op  new ns/op  delta  go ns/op ...
+// With --go_output=FILE (the output of `go test -bench=StackGrowth ...`)
+// the go column is filled in. With repetitions, each cell is the best run:
+// noise on a shared machine only ever adds time.
+
+#include <time.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "sched/proc.h"
+#include "testing/stack_growth.h"
+
+namespace stackalloc {
+namespace baseline {
+namespace {
+
+constexpr int kProcs[] = {1, 2, 4, 8, 16};
+
+// The runtime is kept across a benchmark's runs (Ms are never freed, so a
+// runtime per run would leave a trail of them) and restarted when the next
+// benchmark wants other procs or another pool.
+struct RunningRuntime {
+  bool running = false;
+  int procs = 0;
+  bool old_pool = false;
+} current;
+
+void EnsureRuntime(int procs, bool old_pool) {
+  if (current.running && current.procs == procs &&
+      current.old_pool == old_pool) {
+    return;
+  }
+  if (current.running) proc::Stop();
+  proc::Options o;
+  o.gomaxprocs = procs;
+  o.pool = old_pool ? kOldStackPool : proc::kDefaultStackPool;
+  proc::Start(o);
+  current = {true, procs, old_pool};
+}
+
+// CPU time of the whole process (all Ms), in ns.
+double ProcessCpuNs() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return 1e9 * static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec);
+}
+
+void StackGrowth(benchmark::State& state, bool old_pool) {
+  int procs = static_cast<int>(state.range(0));
+  EnsureRuntime(procs, old_pool);
+  uint64_t segments0 = proc::ReadProcStats().segments;
+  double cpu0 = ProcessCpuNs();
+  while (state.KeepRunningBatch(state.max_iterations)) {
+    RunStackGrowth(procs, state.max_iterations);
+  }
+  double cpu = ProcessCpuNs() - cpu0;
+  // Segments per call actually made (N rounded down to whole turns).
+  int64_t calls = state.max_iterations / kCallsPerSched * kCallsPerSched;
+  double segments =
+      static_cast<double>(proc::ReadProcStats().segments - segments0);
+  state.counters["segs/op"] =
+      calls == 0 ? 0.0 : segments / static_cast<double>(calls);
+  // The machine is shared: CPU time per op is what the work itself cost,
+  // whoever else ran.
+  state.counters["cpu_ns/op"] = cpu / static_cast<double>(state.iterations());
+}
+
+void StackGrowthOld(benchmark::State& state) { StackGrowth(state, true); }
+void StackGrowthNew(benchmark::State& state) { StackGrowth(state, false); }
+
+// The same calls on a thread's own stack, outside the runtime: no segments,
+// so this is the frame work alone (one thread).
+void StackGrowthFrames(benchmark::State& state) {
+  if (current.running) proc::Stop();
+  current.running = false;
+  double cpu0 = ProcessCpuNs();
+  for (auto _ : state) StackGrowthRecursive(kStackGrowthDepth);
+  state.counters["segs/op"] = 0.0;
+  state.counters["cpu_ns/op"] =
+      (ProcessCpuNs() - cpu0) / static_cast<double>(state.iterations());
+}
+
+struct Cell {
+  double ns = -1;      // Wall time / N.
+  double cpu_ns = -1;  // Process CPU time / N.
+  double segs = -1;
+};
+
+// Console output as usual, and the best ns/op per pool and procs.
+class Reporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      if (run.error_occurred || run.run_type != Run::RT_Iteration) continue;
+      // "StackGrowth/old" with args "procs:4".
+      const std::string& name = run.run_name.function_name;
+      std::string pool = name.substr(name.find('/') + 1);
+      int procs = atoi(run.run_name.args.c_str() + strlen("procs:"));
+      double ns = run.GetAdjustedRealTime() *
+                  benchmark::GetTimeUnitMultiplier(benchmark::kNanosecond) /
+                  benchmark::GetTimeUnitMultiplier(run.time_unit);
+      Cell& c = cells_[pool][procs];
+      if (c.ns < 0 || ns < c.ns) {
+        c.ns = ns;
+        auto it = run.counters.find("segs/op");
+        if (it != run.counters.end()) c.segs = it->second.value;
+      }
+      auto cpu = run.counters.find("cpu_ns/op");
+      if (cpu != run.counters.end() &&
+          (c.cpu_ns < 0 || cpu->second.value < c.cpu_ns)) {
+        c.cpu_ns = cpu->second.value;
+      }
+    }
+  }
+
+  Cell Get(const std::string& pool, int procs) const {
+    auto p = cells_.find(pool);
+    if (p == cells_.end()) return {};
+    auto c = p->second.find(procs);
+    return c == p->second.end() ? Cell{} : c->second;
+  }
+
+ private:
+  std::map<std::string, std::map<int, Cell>> cells_;
+};
+
+// Best ns/op of each "BenchmarkStackGrowth[-procs]" line of `go test -bench`.
+std::map<int, double> ReadGoOutput(const std::string& path) {
+  std::map<int, double> best;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string name, iterations, ns, unit;
+    if (!(fields >> name >> iterations >> ns >> unit) || unit != "ns/op") {
+      continue;
+    }
+    const std::string kName = "BenchmarkStackGrowth";
+    if (name.compare(0, kName.size(), kName) != 0) continue;
+    std::string suffix = name.substr(kName.size());
+    int procs = 1;
+    if (!suffix.empty()) {
+      if (suffix[0] != '-') continue;  // BenchmarkStackGrowthDeep.
+      procs = atoi(suffix.c_str() + 1);
+    }
+    double v = atof(ns.c_str());
+    auto it = best.find(procs);
+    if (it == best.end() || v < it->second) best[procs] = v;
+  }
+  return best;
+}
+
+// v formatted, or "-" if it is missing (negative).
+std::string Num(double v, const char* format) {
+  if (v < 0) return "-";
+  char buf[32];
+  snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+std::string Delta(double old_ns, double new_ns) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%+.2f%%", 100 * (new_ns - old_ns) / old_ns);
+  return buf;
+}
+
+void PrintTable(const Reporter& r, const std::map<int, double>& go) {
+  printf(
+      "\nBenchmarkStackGrowth: ns/op = wall time / stackGrowthRecursive(10) "
+      "calls; best of the repetitions\n");
+  printf("%-24s %10s %10s %9s %10s %8s %7s %7s %9s %9s\n", "benchmark",
+         "old ns/op", "new ns/op", "delta", "go ns/op", "old/new", "new/go",
+         "segs/op", "old cpu", "new cpu");
+  for (int procs : kProcs) {
+    std::string name = "BenchmarkStackGrowth";
+    if (procs != 1) name += "-" + std::to_string(procs);
+    Cell o = r.Get("old", procs);
+    Cell n = r.Get("new", procs);
+    auto g = go.find(procs);
+    double gns = g == go.end() ? -1 : g->second;
+    bool on = o.ns > 0 && n.ns >= 0;
+    printf("%-24s %10s %10s %9s %10s %8s %7s %7s %9s %9s\n", name.c_str(),
+           Num(o.ns, "%.2f").c_str(), Num(n.ns, "%.2f").c_str(),
+           on ? Delta(o.ns, n.ns).c_str() : "-", Num(gns, "%.2f").c_str(),
+           on ? Num(o.ns / n.ns, "%.2fx").c_str() : "-",
+           gns > 0 && n.ns >= 0 ? Num(n.ns / gns, "%.2fx").c_str() : "-",
+           Num(n.segs, "%.2f").c_str(), Num(o.cpu_ns, "%.1f").c_str(),
+           Num(n.cpu_ns, "%.1f").c_str());
+  }
+  printf(
+      "(old/new, new/go: ratios of ns/op; cpu: process CPU time / N, all Ms "
+      "together)\n");
+  Cell f = r.Get("frames", 1);
+  Cell n1 = r.Get("new", 1);
+  if (f.cpu_ns > 0 && n1.cpu_ns > 0) {
+    printf(
+        "\nCPU time per op at 1 proc: %.2f ns on a thread's own stack (the "
+        "frame work alone),\n%.2f ns on the runtime with the new pool: "
+        "segment switching and allocation add %.2f ns (%.1f%% of the frame "
+        "work;\nmeasured at different moments, so as noisy as the machine: "
+        "judge "
+        "with valgrind --tool=callgrind)\n",
+        f.cpu_ns, n1.cpu_ns, n1.cpu_ns - f.cpu_ns,
+        100 * (n1.cpu_ns - f.cpu_ns) / f.cpu_ns);
+  }
+  if (go.empty()) {
+    printf(
+        "(no Go results: give --go_output, or run "
+        "//testing:stack_growth_report with golang-go installed)\n");
+  }
+}
+
+}  // namespace
+}  // namespace baseline
+}  // namespace stackalloc
+
+int main(int argc, char** argv) {
+  using namespace stackalloc::baseline;  // NOLINT(build/namespaces)
+  std::string go_output;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const char kFlag[] = "--go_output=";
+    if (strncmp(argv[i], kFlag, sizeof kFlag - 1) == 0) {
+      go_output = argv[i] + sizeof kFlag - 1;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  // Old and new side by side for each procs, so both see the same noise;
+  // the frame work alone right after new at 1 proc, for the same reason.
+  auto add = [](const char* name, void (*fn)(benchmark::State&), int procs) {
+    benchmark::RegisterBenchmark(name, fn)
+        ->ArgName("procs")
+        ->Arg(procs)
+        ->UseRealTime()
+        ->Unit(benchmark::kNanosecond);
+  };
+  for (int procs : kProcs) {
+    add("StackGrowth/old", &StackGrowthOld, procs);
+    add("StackGrowth/new", &StackGrowthNew, procs);
+    if (procs == 1) add("StackGrowth/frames", &StackGrowthFrames, 1);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  Reporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  if (current.running) stackalloc::proc::Stop();
+  PrintTable(reporter, go_output.empty() ? std::map<int, double>{}
+                                         : ReadGoOutput(go_output));
+  return 0;
+}
