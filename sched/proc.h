@@ -4,7 +4,7 @@
 // Ms (OS threads), each running the scheduler loop on its g0 (the thread's
 // own stack); Go() spawns a G; Gosched() yields; Wait() returns once every G
 // has finished; Stop() also ends the Ms. A G starts on a kFixedStack stack
-// from the runtime's StackPool (stackalloc by default): its function's first
+// from the runtime's StackSource (stackalloc by default): its function's first
 // frame really is on that 4 KiB stack.
 //
 // Stacks are only ever allocated and freed on g0. A G that needs the
@@ -53,17 +53,17 @@ namespace proc {
 // Where a runtime's G stacks and stack segments come from. Both functions
 // are called on g0 only, with n == kFixedStack for a G's first stack and
 // for every segment up to that size; larger frames ask for more.
-struct StackPool {
+struct StackSource {
   void* (*alloc)(size_t n);
   void (*free)(void* v, size_t n);
 };
 
 // stackalloc / stackfree.
-inline constexpr StackPool kDefaultStackPool = {&stackalloc, &stackfree};
+inline constexpr StackSource kDefaultStackSource = {&stackalloc, &stackfree};
 
 struct Options {
   int gomaxprocs = 1;  // Number of Ms (Go's GOMAXPROCS).
-  StackPool pool = kDefaultStackPool;
+  StackSource pool = kDefaultStackSource;
 };
 
 // Room a G keeps free below its last stack check for calls that do not check

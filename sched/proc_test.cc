@@ -57,7 +57,7 @@ void LoggingFree(void* v, size_t n) {
   stackfree(v, n);
 }
 
-constexpr StackPool kLoggingPool = {&LoggingAlloc, &LoggingFree};
+constexpr StackSource kLoggingSource = {&LoggingAlloc, &LoggingFree};
 
 class ProcTest : public ::testing::Test {
  protected:
@@ -76,7 +76,7 @@ class ProcTest : public ::testing::Test {
   static void StartRuntime(int gomaxprocs) {
     Options o;
     o.gomaxprocs = gomaxprocs;
-    o.pool = kLoggingPool;
+    o.pool = kLoggingSource;
     Start(o);
   }
 

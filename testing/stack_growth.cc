@@ -55,7 +55,7 @@ void RunStackGrowth(int procs, int64_t n) {
   proc::Wait();
 }
 
-const proc::StackPool kOldStackPool = {&OldStackalloc, &OldStackfree};
+const proc::StackSource kOldStackSource = {&OldStackalloc, &OldStackfree};
 
 }  // namespace baseline
 }  // namespace stackalloc

@@ -4,7 +4,7 @@
 // Gosched() and 1000 calls of StackGrowthRecursive(10). Every G starts on a
 // FixedStack stack, so each call grows into new segments (about three of
 // 4 KiB) and frees them on the way back: the benchmark measures frame work
-// plus segment switching plus stack allocation, on whichever StackPool the
+// plus segment switching plus stack allocation, on whichever StackSource the
 // runtime was started with.
 //
 // The frame is the one Go's runtime tests use today: the seed's body
@@ -36,8 +36,8 @@ void StackGrowthRecursive(int i);
 void RunStackGrowth(int procs, int64_t n);
 
 // The seed's old stack allocator (one FixAlloc behind a global lock) as a
-// runtime stack pool; proc::kDefaultStackPool is the new, per-M one.
-extern const proc::StackPool kOldStackPool;
+// runtime stack pool; proc::kDefaultStackSource is the new, per-M one.
+extern const proc::StackSource kOldStackSource;
 
 }  // namespace baseline
 }  // namespace stackalloc

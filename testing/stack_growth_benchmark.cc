@@ -53,7 +53,7 @@ void EnsureRuntime(int procs, bool old_pool) {
   if (current.running) proc::Stop();
   proc::Options o;
   o.gomaxprocs = procs;
-  o.pool = old_pool ? kOldStackPool : proc::kDefaultStackPool;
+  o.pool = old_pool ? kOldStackSource : proc::kDefaultStackSource;
   proc::Start(o);
   current = {true, procs, old_pool};
 }

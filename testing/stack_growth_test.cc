@@ -19,7 +19,7 @@ constexpr int kProcs = 2;
 constexpr int64_t kCalls = 20 * kCallsPerSched;
 
 // Runs the workload and returns the segments it took per call.
-uint64_t SegmentsPerCall(const proc::StackPool& pool) {
+uint64_t SegmentsPerCall(const proc::StackSource& pool) {
   proc::Options o;
   o.gomaxprocs = kProcs;
   o.pool = pool;
@@ -35,7 +35,7 @@ uint64_t SegmentsPerCall(const proc::StackPool& pool) {
 
 TEST(StackGrowthTest, NewPoolGrowsAndGivesEverySegmentBack) {
   MemStats before = ReadMemStats();
-  uint64_t per_call = SegmentsPerCall(proc::kDefaultStackPool);
+  uint64_t per_call = SegmentsPerCall(proc::kDefaultStackSource);
   EXPECT_GE(per_call, 2u);
   MemStats after = ReadMemStats();
   EXPECT_EQ(after.stacks_inuse, before.stacks_inuse);
@@ -44,10 +44,10 @@ TEST(StackGrowthTest, NewPoolGrowsAndGivesEverySegmentBack) {
 
 TEST(StackGrowthTest, OldPoolGrowsTheSameAndGivesEverySegmentBack) {
   OldMemStats before = ReadOldMemStats();
-  uint64_t old_per_call = SegmentsPerCall(kOldStackPool);
+  uint64_t old_per_call = SegmentsPerCall(kOldStackSource);
   OldMemStats after = ReadOldMemStats();
   EXPECT_EQ(after.stacks_inuse, before.stacks_inuse);
-  EXPECT_EQ(old_per_call, SegmentsPerCall(proc::kDefaultStackPool));
+  EXPECT_EQ(old_per_call, SegmentsPerCall(proc::kDefaultStackSource));
 }
 
 }  // namespace
