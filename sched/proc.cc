@@ -109,12 +109,15 @@ constexpr size_t kSegmentReserve = sizeof(Stktop) + 128 + kStackGuard;
 
 class Runtime {
  public:
-  explicit Runtime(const Options& options) : options_(options) {}
-
-  void StartMs() {
+  // scheds_ is complete before the runtime is published and never changes
+  // after, so ReadProcStats can walk it from any thread at any time.
+  explicit Runtime(const Options& options) : options_(options) {
     for (int i = 0; i < options_.gomaxprocs; ++i) {
       scheds_.push_back(std::make_unique<Sched>());
     }
+  }
+
+  void StartMs() {
     for (int i = 0; i < options_.gomaxprocs; ++i) {
       threads_.emplace_back(&Runtime::Mstart, this, scheds_[i].get());
     }

@@ -1,6 +1,7 @@
 #include "sched/proc.h"
 
 #include <atomic>
+#include <thread>
 #include <cstdint>
 #include <cstring>
 
@@ -329,6 +330,30 @@ TEST_F(ProcTest, ReadProcStatsFromAGWhileMainWaits) {
   EXPECT_EQ(finished_seen.load(), 0u);
   Stop();
   EXPECT_EQ(ReadProcStats().gs_finished, 1u);
+  ExpectAllStacksBack();
+}
+
+// ReadProcStats "may be called from anywhere": also while the controlling
+// thread starts and stops runtimes (TSan checks the publication).
+TEST_F(ProcTest, ReadProcStatsWhileRuntimesStartAndStop) {
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> reads{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      ProcStats st = ReadProcStats();
+      EXPECT_LE(st.gs_finished, st.gs_started);
+      reads.fetch_add(1);
+    }
+  });
+  for (int round = 0; round < 20; ++round) {
+    StartRuntime(4);
+    Go([] {});
+    Stop();
+    EXPECT_EQ(ReadProcStats().gs_finished, 1u);
+  }
+  done.store(true);
+  reader.join();
+  EXPECT_GT(reads.load(), 0u);
   ExpectAllStacksBack();
 }
 
