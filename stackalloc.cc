@@ -21,6 +21,9 @@ namespace stackalloc {
 namespace {
 
 constexpr int64_t kStacksPerChunk = FixAlloc::kChunk / kFixedStack;
+static_assert(kStacksPerChunk >= StackPool::kMaxBatch &&
+                  kStacksPerChunk >= kStackCacheMax / 2,
+              "a chunk must hold a whole batch (StackPool::Scavenge)");
 
 void* AlignedChunk(size_t n) { return SysAllocAligned(n, FixAlloc::kChunk); }
 
@@ -153,7 +156,7 @@ bool Refill(M* m) {
 // initialiser calling stackalloc first) Ms carve fresh aligned chunks, which
 // is still correct.
 [[maybe_unused]] const bool pool_chunk_source_installed =
-    (SetStackChunkSource(&PoolChunk), true);
+    (internal::SetStackChunkSource(&PoolChunk), true);
 
 M* BoundM(M* m) { return m == internal::UnboundM() ? getm() : m; }
 
@@ -251,7 +254,18 @@ bool SetStackCacheLimit(int limit) {
 }
 
 size_t ScavengeStacks() {
+  // Idle Ms (their threads exited) would hold their caches until a thread
+  // enters again: empty them into the pool, so their chunks can go too.
+  ForEachIdleM(
+      [](M* m, void*) {
+        int64_t k = m->stats.cached.value();
+        if (k == 0) return;
+        GiveBack(m, m->stackcache, static_cast<int>(k));
+        m->stats.cached.Set(0);
+      },
+      nullptr);
   StackPool::ScavengeResult r = pool.Scavenge();
+  if (!r.ran) return 0;  // Another thread is at it.
   pooled_after_scavenge.store(static_cast<size_t>(pool.stacks()) * kFixedStack,
                               std::memory_order_relaxed);
   if (r.chunks_released == 0) return 0;

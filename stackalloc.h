@@ -47,10 +47,10 @@ bool SetStackCacheLimit(int limit);
 
 // Returns the pages of every stack chunk whose stacks are all free in the
 // global pool to the OS (they stay mapped and are reused before any new
-// chunk is mapped). Returns the bytes released; stacks_sys falls and
-// stacks_released rises by exactly that much. Free stacks in per-M caches
-// are not touched. Thread-safe; concurrent calls do not wait, one of them
-// does the work.
+// chunk is mapped). The caches of idle Ms (of exited threads) are emptied
+// into the pool first; those of Ms with a thread are not touched. Returns
+// the bytes released; stacks_sys falls and stacks_released rises by exactly
+// that much. Thread-safe; a call while another runs returns 0 at once.
 size_t ScavengeStacks();
 
 // The scavenging policy: when a cache hands a batch to the global pool and

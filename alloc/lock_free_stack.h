@@ -1,12 +1,12 @@
 // LockFreeStack: a Treiber stack (lock-free LIFO) of caller-owned nodes, with
 // ABA protection.
 //
-// The head is one 64-bit word holding the top node's address in its low 48
-// bits and a 16-bit version tag above it; every successful push or pop bumps
-// the tag, so a pop that read a stale top and a stale `next` fails its CAS
-// instead of corrupting the list (ABA would need exactly 65536 intervening
-// operations ending with the same top while one thread sits between its load
-// and its CAS).
+// The head is one 64-bit word: the top node's address (below 2^48, aligned to
+// alignof(T) >= 64, so 42 bits say it) and a 22-bit version tag. Every
+// successful push or pop bumps the tag, so a pop that read a stale top and a
+// stale `next` fails its CAS instead of corrupting the list: ABA would need
+// a multiple of 2^22 (4 million) operations to complete, ending with the same
+// top, while one thread sits between its load and its CAS.
 //
 // Nodes are type-stable: their memory must stay mapped and hold a node as
 // long as the stack may be popped, because a racing pop reads `next` from a
@@ -22,6 +22,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "alloc/throw.h"
+
 namespace stackalloc {
 
 namespace internal {
@@ -35,12 +37,17 @@ struct NoStackHooks {
 template <typename T, std::atomic<T*> T::*kLink,
           typename Hooks = internal::NoStackHooks>
 class LockFreeStack {
+  static_assert(alignof(T) >= 64, "nodes must be 64-byte aligned");
+
  public:
   constexpr LockFreeStack() = default;
   LockFreeStack(const LockFreeStack&) = delete;
   LockFreeStack& operator=(const LockFreeStack&) = delete;
 
   void Push(T* node) {
+    if (reinterpret_cast<uintptr_t>(node) >> kAddressBits != 0) {
+      Throw("LockFreeStack: node address above 2^48");
+    }
     uint64_t head = head_.load(std::memory_order_relaxed);
     do {
       (node->*kLink).store(Ptr(head), std::memory_order_relaxed);
@@ -82,15 +89,19 @@ class LockFreeStack {
   }
 
  private:
-  static constexpr int kTagShift = 48;
+  static constexpr int kAddressBits = 48;
+  static constexpr int kAlignBits = 6;  // alignof(T) >= 64.
+  static constexpr int kTagShift = kAddressBits - kAlignBits;
   static constexpr uint64_t kPtrMask = (uint64_t{1} << kTagShift) - 1;
 
   static T* Ptr(uint64_t head) {
-    return reinterpret_cast<T*>(static_cast<uintptr_t>(head & kPtrMask));
+    return reinterpret_cast<T*>(static_cast<uintptr_t>(head & kPtrMask)
+                                << kAlignBits);
   }
   static uint64_t Tag(uint64_t head) { return head >> kTagShift; }
   static uint64_t Pack(T* node, uint64_t tag) {
-    return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(node)) |
+    return (static_cast<uint64_t>(reinterpret_cast<uintptr_t>(node)) >>
+            kAlignBits) |
            (tag << kTagShift);
   }
 

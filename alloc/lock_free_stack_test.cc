@@ -10,7 +10,7 @@
 namespace stackalloc {
 namespace {
 
-struct Node {
+struct alignas(64) Node {
   std::atomic<Node*> next{nullptr};
   int value = 0;
   std::atomic<int> owners{0};  // Must never exceed 1.

@@ -21,7 +21,10 @@ StackPool::Node* StackPool::NewNode(int64_t* meta_sys) {
 }
 
 bool StackPool::Put(void* const* stacks, int n, int64_t* meta_sys) {
-  if (n <= 0 || n > kMaxBatch) Throw("StackPool::Put: bad batch size");
+  if (n <= 0 || n > kMaxBatch ||
+      static_cast<size_t>(n) > chunk_size_ / stack_size_) {
+    Throw("StackPool::Put: bad batch size");
+  }
   Node* node = NewNode(meta_sys);
   if (node == nullptr) return false;
   memcpy(node->items, stacks, n * sizeof(void*));
@@ -53,6 +56,7 @@ void* StackPool::TakeReleasedChunk() {
 StackPool::ScavengeResult StackPool::Scavenge() {
   ScavengeResult result;
   if (scavenging_.exchange(true, std::memory_order_acquire)) return result;
+  result.ran = true;
 
   // Take every batch; from here on they are ours alone, and Put()/Get() go
   // on with an empty pool.
@@ -78,8 +82,8 @@ StackPool::ScavengeResult StackPool::Scavenge() {
 
   // Re-batch what stays, and record what goes, in the nodes we took: as many
   // stacks per node as the fullest batch had, and one node per released
-  // chunk, never needs more nodes than came in (a chunk is at least one
-  // batch's worth of stacks).
+  // chunk, never needs more nodes than came in (a chunk holds at least one
+  // batch's worth of stacks: Put() checks it).
   Node* spare = taken;
   auto next_spare = [&spare] {
     Node* n = spare;
@@ -100,6 +104,7 @@ StackPool::ScavengeResult StackPool::Scavenge() {
     }
   };
   const int64_t per_chunk = static_cast<int64_t>(chunk_size_ / stack_size_);
+  Node* to_release = nullptr;
   stacks_.fetch_sub(total, std::memory_order_relaxed);
   if (all != nullptr) {
     for (int64_t i = 0; i < total;) {
@@ -112,12 +117,12 @@ StackPool::ScavengeResult StackPool::Scavenge() {
         ++j;
       }
       if (j - i == per_chunk) {
-        SysUnused(reinterpret_cast<void*>(chunk), chunk_size_);
+        // Released below, once what stays is back in the pool.
         Node* r = next_spare();
         r->n = 1;
         r->items[0] = reinterpret_cast<void*>(chunk);
-        released_.fetch_add(1, std::memory_order_relaxed);
-        released_list_.Push(r);
+        r->next.store(to_release, std::memory_order_relaxed);
+        to_release = r;
         ++result.chunks_released;
       } else {
         for (int64_t s = i; s < j; ++s) keep(all[s]);
@@ -138,6 +143,15 @@ StackPool::ScavengeResult StackPool::Scavenge() {
     full_.Push(out);
   }
   while (spare != nullptr) empty_.Push(next_spare());
+  // Only now the slow part: tell the OS, then offer each chunk for reuse
+  // (never before its pages are gone, or a reuser's data would go too).
+  while (to_release != nullptr) {
+    Node* r = to_release;
+    to_release = r->next.load(std::memory_order_relaxed);
+    SysUnused(r->items[0], chunk_size_);
+    released_.fetch_add(1, std::memory_order_relaxed);
+    released_list_.Push(r);
+  }
   scavenging_.store(false, std::memory_order_release);
   return result;
 }

@@ -47,7 +47,8 @@ class StackPool {
   StackPool(const StackPool&) = delete;
   StackPool& operator=(const StackPool&) = delete;
 
-  // Takes stacks[0, n) as one batch, 0 < n <= kMaxBatch. Returns false,
+  // Takes stacks[0, n) as one batch, 0 < n <= min(kMaxBatch, stacks per
+  // chunk) (dies otherwise: Scavenge() relies on it). Returns false,
   // taking nothing, if no node memory could be had. Adds the bytes of node
   // memory it obtained to *meta_sys.
   bool Put(void* const* stacks, int n, int64_t* meta_sys);
@@ -62,9 +63,14 @@ class StackPool {
   struct ScavengeResult {
     int64_t chunks_released = 0;  // Chunks whose pages went back to the OS.
     int64_t stacks_examined = 0;  // Free stacks the pass looked at.
+    bool ran = false;             // False if another pass was running.
   };
   // Returns the pages of every chunk whose stacks are all in the pool to the
   // OS. Dies with "stackfree: stack freed twice" if it finds a stack twice.
+  // While it sorts, the pool looks empty to Get(), which then returns 0 (a
+  // caller may carve or map a chunk it would not otherwise have); batches
+  // that stay go back before any page is released. `ran` is false if
+  // another Scavenge() was running, which then did the work.
   ScavengeResult Scavenge();
 
   // Free stacks in the pool, and released chunks waiting for reuse. Exact
@@ -75,7 +81,7 @@ class StackPool {
   }
 
  private:
-  struct Node {
+  struct alignas(64) Node {
     std::atomic<Node*> next{nullptr};
     int n = 0;
     void* items[kMaxBatch];

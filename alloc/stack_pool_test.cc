@@ -120,8 +120,18 @@ TEST(StackPoolTest, ScavengeReleasesExactlyTheWhollyFreeChunks) {
 TEST(StackPoolTest, ScavengeOfAnEmptyPoolDoesNothing) {
   StackPool pool(kStack, kChunk, &NodeSource);
   StackPool::ScavengeResult r = pool.Scavenge();
+  EXPECT_TRUE(r.ran);
   EXPECT_EQ(r.chunks_released, 0);
   EXPECT_EQ(r.stacks_examined, 0);
+}
+
+TEST(StackPoolDeathTest, BatchLargerThanAChunkDies) {
+  // Scavenge() counts on every batch fitting in a chunk.
+  StackPool pool(kStack, 4 * kStack, &NodeSource);
+  void* stacks[5] = {};
+  int64_t meta = 0;
+  EXPECT_DEATH(pool.Put(stacks, 5, &meta), "StackPool::Put: bad batch size");
+  EXPECT_DEATH(pool.Put(stacks, 0, &meta), "StackPool::Put: bad batch size");
 }
 
 TEST(StackPoolDeathTest, DoubleFreeIsCaught) {

@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <thread>
+
 #include "absl/base/attributes.h"
 #include "alloc/lock_free_stack.h"
 #include "alloc/throw.h"
@@ -30,17 +32,24 @@ void ThreadStackBounds(G* g) {
   g->stack_hi = g->stack_lo + size;
 }
 
-// Gives the thread's M back when the thread exits. Constructed (and its
-// destructor registered) on a thread's first getm().
-__thread bool thread_exited = false;
-struct ThreadExit {
-  bool armed = false;
-  ~ThreadExit() {
-    thread_exited = true;
-    if (armed) dropm();
-  }
-};
-thread_local ThreadExit thread_exit;
+// Gives the thread's M back when the thread exits. A pthread key's destructor
+// runs after every C++ thread_local destructor (which may still free stacks),
+// and runs again if another key's destructor binds the thread anew.
+void DropAtExit(void*) { dropm(); }
+
+pthread_key_t ExitKey() {
+  static const pthread_key_t key = [] {
+    pthread_key_t k;
+    if (pthread_key_create(&k, &DropAtExit) != 0) {
+      Throw("getm: cannot create the thread-exit key");
+    }
+    return k;
+  }();
+  return key;
+}
+
+// Idle Ms out with ForEachIdleM; getm() waits for them before creating one.
+std::atomic<int32_t> idle_borrowers{0};
 
 }  // namespace
 
@@ -59,7 +68,7 @@ void* StackChunk(size_t n) {
   return stack_chunk_source.load(std::memory_order_acquire)(n);
 }
 
-void SetStackChunkSource(FixAlloc::ChunkSource source) {
+void internal::SetStackChunkSource(FixAlloc::ChunkSource source) {
   stack_chunk_source.store(source != nullptr ? source : &DefaultStackChunk,
                            std::memory_order_release);
 }
@@ -84,6 +93,10 @@ M* getm() {
   M* m = internal::tls_m;
   if (ABSL_PREDICT_TRUE(m != &unbound_m)) return m;
   m = idle_ms.Pop();
+  while (m == nullptr && idle_borrowers.load(std::memory_order_acquire) > 0) {
+    std::this_thread::yield();
+    m = idle_ms.Pop();
+  }
   if (m != nullptr) {
     idle_count.fetch_sub(1, std::memory_order_relaxed);
   } else {
@@ -94,9 +107,7 @@ M* getm() {
   ThreadStackBounds(m->g0());
   m->set_curg(m->g0());
   internal::tls_m = m;
-  // A stack call from a later thread_local destructor binds an M once more;
-  // thread_exit is gone by then, so that M stays with the dead thread.
-  if (!thread_exited) thread_exit.armed = true;
+  pthread_setspecific(ExitKey(), m);
   return m;
 }
 
@@ -105,6 +116,7 @@ void dropm() {
   if (m == &unbound_m) return;
   if (m->curg() != m->g0()) Throw("dropm not on scheduler stack");
   internal::tls_m = &unbound_m;
+  pthread_setspecific(ExitKey(), nullptr);
   m->mallocing = 0;
   m->gcing = 0;
   idle_count.fetch_add(1, std::memory_order_relaxed);
@@ -112,5 +124,18 @@ void dropm() {
 }
 
 int32_t idle_m_count() { return idle_count.load(std::memory_order_relaxed); }
+
+void ForEachIdleM(void (*f)(M* m, void* arg), void* arg) {
+  idle_borrowers.fetch_add(1, std::memory_order_acq_rel);
+  // Take them all at once: each is then ours alone until pushed back.
+  M* list = idle_ms.PopAll();
+  while (list != nullptr) {
+    M* m = list;
+    list = m->idlelink.load(std::memory_order_relaxed);
+    f(m, arg);
+    idle_ms.Push(m);
+  }
+  idle_borrowers.fetch_sub(1, std::memory_order_acq_rel);
+}
 
 }  // namespace stackalloc

@@ -4,10 +4,11 @@
 // (here: any computation with its own stack). Every M has a g0, the G that
 // describes the thread's own stack, on which the scheduler and the stack
 // allocator run. A thread gets an M the first time it enters the runtime and
-// gives it back when it exits (or calls dropm()): the M goes onto a lock-free
-// idle list, and the next thread to enter takes it over, warm stack cache and
-// all. Ms are never freed, so allm never holds more Ms than the most threads
-// that were in the runtime at once.
+// gives it back when it exits (or calls dropm()), after every thread_local
+// destructor of the thread has run: the M goes onto a lock-free idle list, and
+// the next thread to enter takes it over, warm stack cache and all. Ms are
+// never freed, so allm never holds more Ms than the most threads that were in
+// the runtime at once.
 //
 // Ownership: an M's fields are read and written only by the thread bound to
 // it, except id, alllink and stats, which any thread may read once the M is
@@ -86,6 +87,12 @@ class M {
   // Free FixedStack stacks; entries [0, stats.cached) are valid, and there
   // are never more than stackcache_limit of them.
   void* stackcache[kStackCacheMax] = {};
+
+ private:
+  // Read by every fast-path call: kept on the cache line just before stats.
+  size_t fast_size_ = kNotOnG0;
+
+ public:
   int64_t stackcache_limit = kStackCacheDefaultLimit;
   // This M's statistics; stats.cached is stackcache's length.
   MStatsShard stats;
@@ -96,7 +103,6 @@ class M {
  private:
   friend void mcommoninit(M* m);
 
-  size_t fast_size_ = kNotOnG0;
   G* curg_ = nullptr;
   int64_t id_ = -1;
   uint32_t fastrand_ = 0;
@@ -110,15 +116,10 @@ class M {
 // are fully initialised. Thread-safe.
 void mcommoninit(M* m);
 
-// Where every M's stack FixAlloc takes its chunks: the source installed by
-// SetStackChunkSource(), by default SysAllocAligned(n, FixAlloc::kChunk).
-// Chunks must be FixAlloc::kChunk-aligned (the scavenger finds a stack's
-// chunk by masking its address). Read at every chunk, so a source installed
-// later applies to existing Ms too.
+// Where every M's stack FixAlloc takes its chunks: by default
+// SysAllocAligned(n, FixAlloc::kChunk); the entry point installs the global
+// pool's released-chunk reuse in front of that. Read at every chunk.
 void* StackChunk(size_t n);
-// Installs the stack chunk source (nullptr restores the default). The entry
-// point installs the global pool's released-chunk reuse here. Thread-safe.
-void SetStackChunkSource(FixAlloc::ChunkSource source);
 
 // Head of the list of all Ms (follow M::alllink()). Safe to walk while other
 // threads register: Ms are only ever added at the head and never removed.
@@ -133,6 +134,10 @@ extern __thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC;
 // A placeholder M that is never on g0, so the fast path's size check sends
 // unbound threads to the slow path without a separate null check.
 M* UnboundM();
+// Installs the stack chunk source behind StackChunk() (nullptr restores the
+// default). For the entry point, which puts the pool's released-chunk reuse
+// there; sources must return FixAlloc::kChunk-aligned chunks.
+void SetStackChunkSource(FixAlloc::ChunkSource source);
 }  // namespace internal
 
 // The calling thread's M. The first call on a thread binds one: an idle M if
@@ -148,6 +153,12 @@ void dropm();
 
 // Ms on the idle list now (exact when no thread enters or leaves).
 int32_t idle_m_count();
+
+// Calls f(m, arg) for every idle M, with the caller as its owner for the
+// duration (the scavenger empties idle Ms' caches this way). A thread that
+// enters meanwhile waits for the Ms to come back rather than creating one,
+// so allm still never outgrows the peak number of threads.
+void ForEachIdleM(void (*f)(M* m, void* arg), void* arg);
 
 }  // namespace stackalloc
 

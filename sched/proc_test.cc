@@ -1,9 +1,9 @@
 #include "sched/proc.h"
 
 #include <atomic>
-#include <thread>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 
 #include "alloc/stack_sizes.h"
 #include "gtest/gtest.h"
@@ -340,8 +340,9 @@ TEST_F(ProcTest, ReadProcStatsWhileRuntimesStartAndStop) {
   std::atomic<uint64_t> reads{0};
   std::thread reader([&] {
     while (!done.load()) {
-      ProcStats st = ReadProcStats();
-      EXPECT_LE(st.gs_finished, st.gs_started);
+      // Counters of different Ms are read at different moments, so no
+      // relation between them holds mid-flight; TSan checks the reads.
+      (void)ReadProcStats();
       reads.fetch_add(1);
     }
   });

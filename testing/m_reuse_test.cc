@@ -86,5 +86,54 @@ TEST(MReuseTest, TenThousandShortLivedThreadsReuseAtMostEightMs) {
             ms * FixAlloc::kChunk);
 }
 
+// A thread_local object built before the thread's first stackalloc is
+// destroyed after everything the runtime set up for the thread; if it frees
+// stacks then, the M must still go back to the idle list.
+struct LateFreer {
+  std::vector<void*> stacks;
+  ~LateFreer() {
+    for (void* p : stacks) stackfree(p, kFixedStack);
+  }
+};
+
+TEST(MReuseTest, StacksFreedByLateThreadLocalDestructorsDoNotStrandMs) {
+  getm();
+  const int32_t ms0 = mcount();
+  for (int t = 0; t < 200; ++t) {
+    std::thread([] {
+      static thread_local LateFreer late;
+      late.stacks.push_back(nullptr);  // Constructed before any getm().
+      late.stacks.pop_back();
+      for (int i = 0; i < 40; ++i) {
+        late.stacks.push_back(stackalloc(kFixedStack));
+      }
+    }).join();
+  }
+  EXPECT_LE(mcount(), ms0 + 1) << "Ms leaked at thread exit";
+  EXPECT_EQ(idle_m_count(), mcount() - 1);
+  EXPECT_EQ(ReadMemStats().stacks_inuse, 0u);
+}
+
+// The scavenger empties the caches of idle Ms (their threads exited), so
+// their chunks can go back to the OS too.
+TEST(MReuseTest, ScavengeEmptiesIdleMsCaches) {
+  std::thread([] {
+    std::vector<void*> v;
+    for (int i = 0; i < 100; ++i) v.push_back(stackalloc(kFixedStack));
+    for (void* p : v) stackfree(p, kFixedStack);
+  }).join();
+  ASSERT_GT(ReadMemStats().stacks_cached,
+            getm()->stats.cached.value() * kFixedStack);
+  ScavengeStacks();
+  const MemStats st = ReadMemStats();
+  EXPECT_EQ(st.stacks_cached,
+            static_cast<uint64_t>(getm()->stats.cached.value()) * kFixedStack);
+  for (M* m = allm(); m != nullptr; m = m->alllink()) {
+    if (m != getm()) {
+      EXPECT_EQ(m->stats.cached.value(), 0) << m->id();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace stackalloc
