@@ -16,8 +16,6 @@ std::atomic<int32_t> m_count{0};
 LockFreeStack<M, &M::idlelink> idle_ms;
 std::atomic<int32_t> idle_count{0};
 
-ABSL_CONST_INIT M unbound_m;
-
 // Bounds of the calling thread's own stack, for its g0.
 void ThreadStackBounds(G* g) {
   pthread_attr_t attr;
@@ -54,8 +52,8 @@ std::atomic<int32_t> idle_borrowers{0};
 }  // namespace
 
 namespace internal {
-__thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC = &unbound_m;
-M* UnboundM() { return &unbound_m; }
+ABSL_CONST_INIT M unbound_m;
+__thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC = &internal::unbound_m;
 }  // namespace internal
 
 void* DefaultStackChunk(size_t n) {
@@ -89,10 +87,8 @@ M* allm() { return all_m.load(std::memory_order_acquire); }
 
 int32_t mcount() { return m_count.load(std::memory_order_relaxed); }
 
-M* getm() {
-  M* m = internal::tls_m;
-  if (ABSL_PREDICT_TRUE(m != &unbound_m)) return m;
-  m = idle_ms.Pop();
+M* internal::BindM() {
+  M* m = idle_ms.Pop();
   while (m == nullptr && idle_borrowers.load(std::memory_order_acquire) > 0) {
     std::this_thread::yield();
     m = idle_ms.Pop();
@@ -113,9 +109,9 @@ M* getm() {
 
 void dropm() {
   M* m = internal::tls_m;
-  if (m == &unbound_m) return;
+  if (m == &internal::unbound_m) return;
   if (m->curg() != m->g0()) Throw("dropm not on scheduler stack");
-  internal::tls_m = &unbound_m;
+  internal::tls_m = &internal::unbound_m;
   pthread_setspecific(ExitKey(), nullptr);
   m->mallocing = 0;
   m->gcing = 0;

@@ -22,6 +22,7 @@
 #include <cstdint>
 
 #include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "alloc/fix_alloc.h"
 #include "alloc/stack_sizes.h"
 #include "alloc/sys_alloc.h"
@@ -133,7 +134,10 @@ namespace internal {
 extern __thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC;
 // A placeholder M that is never on g0, so the fast path's size check sends
 // unbound threads to the slow path without a separate null check.
-M* UnboundM();
+extern M unbound_m;
+inline M* UnboundM() { return &unbound_m; }
+// getm()'s slow path: binds an M to the calling thread.
+M* BindM();
 // Installs the stack chunk source behind StackChunk() (nullptr restores the
 // default). For the entry point, which puts the pool's released-chunk reuse
 // there; sources must return FixAlloc::kChunk-aligned chunks.
@@ -143,8 +147,13 @@ void SetStackChunkSource(FixAlloc::ChunkSource source);
 // The calling thread's M. The first call on a thread binds one: an idle M if
 // there is one, else a new M registered by mcommoninit(). Either way its g0
 // now describes the calling thread's own stack and curg = g0. The M goes
-// back to the idle list when the thread exits. Thread-safe.
-M* getm();
+// back to the idle list when the thread exits. Thread-safe. Inline: once
+// bound, a thread-local load and a comparison.
+inline M* getm() {
+  M* m = internal::tls_m;
+  if (ABSL_PREDICT_TRUE(m != internal::UnboundM())) return m;
+  return internal::BindM();
+}
 
 // Unbinds the calling thread's M (if any) and puts it on the idle list with
 // its cache intact; the thread's next getm() binds one again. The thread
