@@ -90,8 +90,9 @@ struct ProcG : G {
 };
 
 // One M's part of the runtime, owned by the M's thread; counters readable by
-// anyone.
-struct Sched {
+// anyone. On a cache line of its own: `segments` changes on every segment,
+// and two Ms' records side by side would bounce that line between cores.
+struct alignas(64) Sched {
   M* m = nullptr;
   SingleWriterCounter gs_started;
   SingleWriterCounter gs_finished;
