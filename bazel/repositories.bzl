@@ -23,6 +23,19 @@ load(
     "system_library",
 )
 
+# Debian-installed libraries, wrapped under their canonical repository names:
+# (name, BUILD files, Debian package, a header that proves it is installed).
+_SYSTEM_LIBRARIES = [
+    ("com_google_absl", ABSL_BUILD_FILES, "libabsl-dev", "/usr/include/absl/base/config.h"),
+    ("com_google_googletest", GOOGLETEST_BUILD_FILES, "libgtest-dev", "/usr/include/gtest/gtest.h"),
+    ("com_github_google_benchmark", BENCHMARK_BUILD_FILES, "libbenchmark-dev", "/usr/include/benchmark/benchmark.h"),
+    ("boost", BOOST_BUILD_FILES, "libboost-context-dev", "/usr/include/boost/context/fiber.hpp"),
+    # Malloc replacements, only for benchmarks (//testing:peers_benchmark).
+    ("jemalloc", JEMALLOC_BUILD_FILES, "libjemalloc-dev", "/usr/include/jemalloc/jemalloc.h"),
+    ("gperftools", GPERFTOOLS_BUILD_FILES, "libgoogle-perftools-dev", "/usr/include/gperftools/tcmalloc.h"),
+    ("mimalloc", MIMALLOC_BUILD_FILES, "libmimalloc-dev", "/usr/include/mimalloc.h"),
+]
+
 def stackalloc_dependencies():
     """Declares stackalloc's external repositories unless already present."""
 
@@ -31,54 +44,11 @@ def stackalloc_dependencies():
     maybe(offline_rules_java, name = "rules_java")
     maybe(offline_remote_coverage_tools, name = "remote_coverage_tools")
 
-    maybe(
-        system_library,
-        name = "com_google_absl",
-        build_files = ABSL_BUILD_FILES,
-        debian_packages = ["libabsl-dev"],
-        required_paths = ["/usr/include/absl/base/config.h"],
-    )
-    maybe(
-        system_library,
-        name = "com_google_googletest",
-        build_files = GOOGLETEST_BUILD_FILES,
-        debian_packages = ["libgtest-dev"],
-        required_paths = ["/usr/include/gtest/gtest.h"],
-    )
-    maybe(
-        system_library,
-        name = "com_github_google_benchmark",
-        build_files = BENCHMARK_BUILD_FILES,
-        debian_packages = ["libbenchmark-dev"],
-        required_paths = ["/usr/include/benchmark/benchmark.h"],
-    )
-    maybe(
-        system_library,
-        name = "boost",
-        build_files = BOOST_BUILD_FILES,
-        debian_packages = ["libboost-context-dev"],
-        required_paths = ["/usr/include/boost/context/fiber.hpp"],
-    )
-
-    # Malloc replacements, only for benchmarks (//testing:peers_benchmark).
-    maybe(
-        system_library,
-        name = "jemalloc",
-        build_files = JEMALLOC_BUILD_FILES,
-        debian_packages = ["libjemalloc-dev"],
-        required_paths = ["/usr/include/jemalloc/jemalloc.h"],
-    )
-    maybe(
-        system_library,
-        name = "gperftools",
-        build_files = GPERFTOOLS_BUILD_FILES,
-        debian_packages = ["libgoogle-perftools-dev"],
-        required_paths = ["/usr/include/gperftools/tcmalloc.h"],
-    )
-    maybe(
-        system_library,
-        name = "mimalloc",
-        build_files = MIMALLOC_BUILD_FILES,
-        debian_packages = ["libmimalloc-dev"],
-        required_paths = ["/usr/include/mimalloc.h"],
-    )
+    for name, build_files, package, header in _SYSTEM_LIBRARIES:
+        maybe(
+            system_library,
+            name = name,
+            build_files = build_files,
+            debian_packages = [package],
+            required_paths = [header],
+        )
