@@ -10,12 +10,10 @@
 #include "absl/base/optimization.h"
 #include "alloc/stack_pool.h"
 #include "alloc/sys_alloc.h"
-#include "alloc/throw.h"
+#include "base/sanitizers.h"
+#include "base/throw.h"
 #include "sched/m.h"
-
-#ifdef __SANITIZE_ADDRESS__
-#include <sanitizer/asan_interface.h>
-#endif
+#include "stackalloc_test_peer.h"
 
 namespace stackalloc {
 namespace {
@@ -59,20 +57,10 @@ void* PoolChunk(size_t n) {
 // Under ASan, a stack is poisoned from stackfree until stackalloc hands it out
 // again, so a use after stackfree is reported; unpoisoning on the way out also
 // clears the redzones of frames that ran on it earlier.
-inline void PoisonStack(void* v) {
-#ifdef __SANITIZE_ADDRESS__
-  ASAN_POISON_MEMORY_REGION(v, kFixedStack);
-#else
-  (void)v;
-#endif
-}
+inline void PoisonStack(void* v) { sanitizer::PoisonMemory(v, kFixedStack); }
 
 inline void UnpoisonStack(void* v) {
-#ifdef __SANITIZE_ADDRESS__
-  ASAN_UNPOISON_MEMORY_REGION(v, kFixedStack);
-#else
-  (void)v;
-#endif
+  sanitizer::UnpoisonMemory(v, kFixedStack);
 }
 
 // Gives stacks[0, n) (free, poisoned) from m's cache to the global pool, in

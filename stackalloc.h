@@ -22,11 +22,8 @@
 #define STACKALLOC_H_
 
 #include <cstddef>
-#include <cstdint>
 
-#include "alloc/fix_alloc.h"
-#include "alloc/stack_sizes.h"
-#include "stats/mstats.h"
+#include "base/stack_sizes.h"
 
 namespace stackalloc {
 
@@ -60,23 +57,6 @@ size_t ScavengeStacks();
 // policy off.
 void SetScavengeThreshold(size_t bytes);
 
-namespace internal {
-
-// Fault injection for tests.
-class StackallocTestPeer {
- public:
-  // Where new stack chunks come from; nullptr restores the default (aligned
-  // SysAlloc). The source must return FixAlloc::kChunk-aligned memory.
-  static void SetChunkSource(FixAlloc::ChunkSource source);
-  // Where the global pool's batch records come from; nullptr: SysAlloc.
-  // Takes effect for node chunks obtained from then on.
-  static void SetNodeSource(FixAlloc::ChunkSource source);
-  // Free stacks in the global pool and chunks released, straight from it.
-  static int64_t PoolStacks();
-  static int64_t PoolReleasedChunks();
-};
-
-}  // namespace internal
 }  // namespace stackalloc
 
 #endif  // STACKALLOC_H_

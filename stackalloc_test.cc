@@ -10,9 +10,11 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/config.h"
 #include "alloc/sys_alloc.h"
 #include "gtest/gtest.h"
 #include "sched/m.h"
+#include "stackalloc_test_peer.h"
 #include "stats/mstats.h"
 
 namespace stackalloc {
@@ -428,7 +430,7 @@ TEST(StackallocDeathTest, WrongSizeInMalloc) {
       "stackalloc: in malloc, size=4096 want 100");
 }
 
-#ifdef __SANITIZE_ADDRESS__
+#ifdef ABSL_HAVE_ADDRESS_SANITIZER
 TEST(StackallocDeathTest, UseAfterStackfreeIsReportedUnderAsan) {
   EXPECT_DEATH(
       {

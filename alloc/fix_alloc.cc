@@ -1,6 +1,6 @@
 #include "alloc/fix_alloc.h"
 
-#include "alloc/throw.h"
+#include "base/throw.h"
 
 namespace stackalloc {
 

@@ -22,7 +22,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "alloc/throw.h"
+#include "base/throw.h"
 
 namespace stackalloc {
 

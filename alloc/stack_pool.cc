@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "alloc/throw.h"
+#include "base/throw.h"
 
 namespace stackalloc {
 

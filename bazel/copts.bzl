@@ -1,4 +1,9 @@
-"""Compiler flags for stackalloc's own targets (not for external code)."""
+"""Compiler flags and rule macros for stackalloc's own targets.
+
+Every C++ target of ours goes through these macros, so the warnings (errors
+for our code only; external code is silenced by .bazelrc) and the test
+defaults are said once.
+"""
 
 STACKALLOC_COPTS = [
     "-Wall",
@@ -11,3 +16,28 @@ STACKALLOC_COPTS = [
 ]
 
 STACKALLOC_TEST_COPTS = STACKALLOC_COPTS
+
+def stackalloc_cc_library(name, copts = [], **kwargs):
+    """A cc_library with our warnings."""
+    native.cc_library(name = name, copts = STACKALLOC_COPTS + copts, **kwargs)
+
+def stackalloc_cc_test(name, srcs = None, deps = [], copts = [], gtest_main = True, **kwargs):
+    """A cc_test of `name`.cc (unless srcs says otherwise), with GoogleTest's main."""
+    native.cc_test(
+        name = name,
+        srcs = srcs if srcs != None else [name + ".cc"],
+        copts = STACKALLOC_TEST_COPTS + copts,
+        deps = deps + (["@com_google_googletest//:gtest_main"] if gtest_main else []),
+        **kwargs
+    )
+
+def stackalloc_cc_benchmark(name, srcs = None, tags = [], **kwargs):
+    """A benchmark binary: testonly, tagged "benchmark", run with `bazel run -c opt`."""
+    native.cc_binary(
+        name = name,
+        srcs = srcs if srcs != None else [name + ".cc"],
+        copts = STACKALLOC_COPTS,
+        testonly = True,
+        tags = tags + ["benchmark"],
+        **kwargs
+    )

@@ -6,7 +6,8 @@
 
 #include "absl/base/attributes.h"
 #include "alloc/lock_free_stack.h"
-#include "alloc/throw.h"
+#include "alloc/sys_alloc.h"
+#include "base/throw.h"
 
 namespace stackalloc {
 namespace {

@@ -24,8 +24,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "alloc/fix_alloc.h"
-#include "alloc/stack_sizes.h"
-#include "alloc/sys_alloc.h"
+#include "base/stack_sizes.h"
 #include "stats/mstats.h"
 
 namespace stackalloc {

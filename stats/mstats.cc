@@ -1,6 +1,6 @@
 #include "stats/mstats.h"
 
-#include "alloc/stack_sizes.h"
+#include "base/stack_sizes.h"
 
 namespace stackalloc {
 namespace {

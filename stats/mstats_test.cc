@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "alloc/stack_sizes.h"
+#include "base/stack_sizes.h"
 #include "gtest/gtest.h"
 
 namespace stackalloc {

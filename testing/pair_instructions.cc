@@ -13,8 +13,8 @@
 
 #include "absl/base/attributes.h"
 #include "stackalloc.h"
-#include "testing/bare_free_list.h"
-#include "testing/old_stackalloc.h"
+#include "testing/baselines/bare_free_list.h"
+#include "testing/baselines/old_stackalloc.h"
 
 namespace stackalloc {
 namespace {

@@ -4,7 +4,7 @@
 //
 //   bazel run -c opt //testing:peers_jemalloc_benchmark   # this part alone
 
-#include "alloc/stack_sizes.h"
+#include "base/stack_sizes.h"
 #include "jemalloc/jemalloc.h"
 #include "testing/peers.h"
 

@@ -4,7 +4,7 @@
 //
 //   bazel run -c opt //testing:peers_mimalloc_benchmark   # this part alone
 
-#include "alloc/stack_sizes.h"
+#include "base/stack_sizes.h"
 #include "mimalloc.h"
 #include "testing/peers.h"
 

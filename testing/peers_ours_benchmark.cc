@@ -10,8 +10,8 @@
 #include "boost/context/pooled_fixedsize_stack.hpp"
 #include "boost/context/stack_context.hpp"
 #include "stackalloc.h"
-#include "testing/bare_free_list.h"
-#include "testing/old_stackalloc.h"
+#include "testing/baselines/bare_free_list.h"
+#include "testing/baselines/old_stackalloc.h"
 #include "testing/peers.h"
 
 // glibc's own allocator under names no malloc replacement is supposed to

@@ -4,7 +4,8 @@
 //
 //   bazel run -c opt //testing:peers_tcmalloc_benchmark   # this part alone
 
-#include "alloc/stack_sizes.h"
+#include "absl/base/config.h"
+#include "base/stack_sizes.h"
 #include "gperftools/tcmalloc.h"
 #include "testing/peers.h"
 
@@ -21,7 +22,7 @@ struct Tcmalloc {
 }  // namespace peers
 }  // namespace stackalloc
 
-#ifdef __SANITIZE_ADDRESS__
+#ifdef ABSL_HAVE_ADDRESS_SANITIZER
 // Under ASan the sanitizer's malloc serves the process, and LeakSanitizer
 // reports the object tcmalloc registers at startup and never frees.
 extern "C" const char* __lsan_default_suppressions() {

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "alloc/stack_sizes.h"
+#include "base/stack_sizes.h"
 
 namespace stackalloc {
 namespace baseline {

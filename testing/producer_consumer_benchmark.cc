@@ -20,8 +20,8 @@
 #include "sched/m.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/baselines/seed_stackalloc.h"
 #include "testing/producer_consumer.h"
-#include "testing/seed_stackalloc.h"
 
 namespace stackalloc {
 namespace {

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/base/attributes.h"
-#include "testing/old_stackalloc.h"
+#include "testing/baselines/old_stackalloc.h"
 
 namespace stackalloc {
 namespace baseline {

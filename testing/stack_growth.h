@@ -18,7 +18,7 @@
 
 #include <cstdint>
 
-#include "sched/proc.h"
+#include "proc/proc.h"
 
 namespace stackalloc {
 namespace baseline {

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "sched/proc.h"
+#include "proc/proc.h"
 #include "testing/stack_growth.h"
 
 namespace stackalloc {
@@ -53,7 +53,7 @@ void EnsureRuntime(int procs, bool old_pool) {
   if (current.running) proc::Stop();
   proc::Options o;
   o.gomaxprocs = procs;
-  o.pool = old_pool ? kOldStackSource : proc::kDefaultStackSource;
+  o.stack_source = old_pool ? kOldStackSource : proc::kDefaultStackSource;
   proc::Start(o);
   current = {true, procs, old_pool};
 }

@@ -11,9 +11,9 @@
 
 #include "benchmark/benchmark.h"
 #include "stackalloc.h"
-#include "testing/bare_free_list.h"
+#include "testing/baselines/bare_free_list.h"
+#include "testing/baselines/old_stackalloc.h"
 #include "testing/comparison_reporter.h"
-#include "testing/old_stackalloc.h"
 
 namespace stackalloc {
 namespace {

@@ -6,8 +6,8 @@
 // g0, the seed's fatal messages) so that the comparison is like for like.
 // Thread-safe (by the one lock).
 
-#ifndef TESTING_OLD_STACKALLOC_H_
-#define TESTING_OLD_STACKALLOC_H_
+#ifndef TESTING_BASELINES_OLD_STACKALLOC_H_
+#define TESTING_BASELINES_OLD_STACKALLOC_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -28,4 +28,4 @@ OldMemStats ReadOldMemStats();
 }  // namespace baseline
 }  // namespace stackalloc
 
-#endif  // TESTING_OLD_STACKALLOC_H_
+#endif  // TESTING_BASELINES_OLD_STACKALLOC_H_

@@ -1,12 +1,12 @@
-#include "testing/old_stackalloc.h"
+#include "testing/baselines/old_stackalloc.h"
 
 #include <cstdlib>
 #include <mutex>
 
 #include "alloc/fix_alloc.h"
-#include "alloc/stack_sizes.h"
 #include "alloc/sys_alloc.h"
-#include "alloc/throw.h"
+#include "base/stack_sizes.h"
+#include "base/throw.h"
 #include "sched/m.h"
 
 namespace stackalloc {

@@ -5,8 +5,8 @@
 // Each thread has its own list; a block must be freed on the thread that
 // allocated it. Blocks are never returned to the OS.
 
-#ifndef TESTING_BARE_FREE_LIST_H_
-#define TESTING_BARE_FREE_LIST_H_
+#ifndef TESTING_BASELINES_BARE_FREE_LIST_H_
+#define TESTING_BASELINES_BARE_FREE_LIST_H_
 
 namespace stackalloc {
 namespace baseline {
@@ -19,4 +19,4 @@ void BareFree(void* p);
 }  // namespace baseline
 }  // namespace stackalloc
 
-#endif  // TESTING_BARE_FREE_LIST_H_
+#endif  // TESTING_BASELINES_BARE_FREE_LIST_H_

@@ -7,9 +7,9 @@
 #include <cstdint>
 
 #include "gtest/gtest.h"
-#include "sched/proc.h"
+#include "proc/proc.h"
 #include "stats/mstats.h"
-#include "testing/old_stackalloc.h"
+#include "testing/baselines/old_stackalloc.h"
 
 namespace stackalloc {
 namespace baseline {
@@ -22,7 +22,7 @@ constexpr int64_t kCalls = 20 * kCallsPerSched;
 uint64_t SegmentsPerCall(const proc::StackSource& pool) {
   proc::Options o;
   o.gomaxprocs = kProcs;
-  o.pool = pool;
+  o.stack_source = pool;
   proc::Start(o);
   RunStackGrowth(kProcs, kCalls);
   proc::Stop();

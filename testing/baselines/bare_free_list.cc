@@ -1,9 +1,9 @@
-#include "testing/bare_free_list.h"
+#include "testing/baselines/bare_free_list.h"
 
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
-#include "alloc/stack_sizes.h"
 #include "alloc/sys_alloc.h"
+#include "base/stack_sizes.h"
 
 namespace stackalloc {
 namespace baseline {

@@ -11,7 +11,7 @@
 #include "sched/m.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
-#include "testing/seed_stackalloc.h"
+#include "testing/baselines/seed_stackalloc.h"
 
 namespace stackalloc {
 namespace {

@@ -1,12 +1,12 @@
-#include "testing/seed_stackalloc.h"
+#include "testing/baselines/seed_stackalloc.h"
 
 #include <atomic>
 #include <cstdlib>
 
 #include "alloc/fix_alloc.h"
-#include "alloc/stack_sizes.h"
 #include "alloc/sys_alloc.h"
-#include "alloc/throw.h"
+#include "base/stack_sizes.h"
+#include "base/throw.h"
 #include "sched/m.h"
 
 namespace stackalloc {

@@ -1,11 +1,11 @@
-#include "sched/proc.h"
+#include "proc/proc.h"
 
 #include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <thread>
 
-#include "alloc/stack_sizes.h"
+#include "base/stack_sizes.h"
 #include "gtest/gtest.h"
 #include "sched/m.h"
 #include "stackalloc.h"
@@ -77,7 +77,7 @@ class ProcTest : public ::testing::Test {
   static void StartRuntime(int gomaxprocs) {
     Options o;
     o.gomaxprocs = gomaxprocs;
-    o.pool = kLoggingSource;
+    o.stack_source = kLoggingSource;
     Start(o);
   }
 

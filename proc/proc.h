@@ -32,8 +32,8 @@
 // Systemstack and WithStack may be called from anywhere (off a G, Gosched
 // does nothing and the other two just call their function).
 
-#ifndef SCHED_PROC_H_
-#define SCHED_PROC_H_
+#ifndef PROC_PROC_H_
+#define PROC_PROC_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -63,15 +63,19 @@ inline constexpr StackSource kDefaultStackSource = {&stackalloc, &stackfree};
 
 struct Options {
   int gomaxprocs = 1;  // Number of Ms (Go's GOMAXPROCS).
-  StackSource pool = kDefaultStackSource;
+  StackSource stack_source = kDefaultStackSource;
 };
 
 // Room a G keeps free below its last stack check for calls that do not check
 // (the switch to g0 itself, small leaf functions). Go's StackGuard. Like Go,
-// which multiplies it under -race, sanitizer builds need much more: their
-// interceptors (memset, for one) take about 2 KiB of stack.
+// which multiplies it under -race and for unoptimised builds
+// (stackGuardMultiplier), sanitizer builds need much more (their
+// interceptors, memset for one, take about 2 KiB of stack), and unoptimised
+// builds more (the switch to g0 alone is four frames).
 #if defined(ABSL_HAVE_ADDRESS_SANITIZER) || defined(ABSL_HAVE_THREAD_SANITIZER)
 inline constexpr size_t kStackGuard = 3072;
+#elif !defined(__OPTIMIZE__)
+inline constexpr size_t kStackGuard = 1024;
 #else
 inline constexpr size_t kStackGuard = 256;
 #endif
@@ -183,4 +187,4 @@ inline auto WithStack(size_t n, F&& f)
 }  // namespace proc
 }  // namespace stackalloc
 
-#endif  // SCHED_PROC_H_
+#endif  // PROC_PROC_H_

@@ -1,7 +1,7 @@
 // Stack size constants shared by every layer (Go's stack.h).
 
-#ifndef ALLOC_STACK_SIZES_H_
-#define ALLOC_STACK_SIZES_H_
+#ifndef BASE_STACK_SIZES_H_
+#define BASE_STACK_SIZES_H_
 
 #include <cstddef>
 
@@ -15,4 +15,4 @@ inline constexpr size_t kFixedStack = kStackMin;
 
 }  // namespace stackalloc
 
-#endif  // ALLOC_STACK_SIZES_H_
+#endif  // BASE_STACK_SIZES_H_

@@ -8,8 +8,8 @@
 // Thread-safe: every thread uses its own FixAlloc. Same contract as
 // stackalloc (g0 only).
 
-#ifndef TESTING_SEED_STACKALLOC_H_
-#define TESTING_SEED_STACKALLOC_H_
+#ifndef TESTING_BASELINES_SEED_STACKALLOC_H_
+#define TESTING_BASELINES_SEED_STACKALLOC_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -30,4 +30,4 @@ SeedMemStats ReadSeedMemStats();
 }  // namespace baseline
 }  // namespace stackalloc
 
-#endif  // TESTING_SEED_STACKALLOC_H_
+#endif  // TESTING_BASELINES_SEED_STACKALLOC_H_

@@ -1,0 +1,97 @@
+#include "base/throw.h"
+
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+
+namespace stackalloc {
+namespace {
+
+void WriteAll(const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(STDERR_FILENO, p, n);
+    if (w <= 0) return;  // Nowhere left to report; the caller dies anyway.
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+}  // namespace
+
+void RawPrintf(const char* format, ...) {
+  char buf[256];
+  va_list ap;
+  va_start(ap, format);
+  int n = vsnprintf(buf, sizeof(buf), format, ap);
+  va_end(ap);
+  if (n < 0) return;
+  WriteAll(buf, static_cast<size_t>(n) < sizeof(buf) ? n : sizeof(buf) - 1);
+}
+
+void Throw(const char* msg) {
+  RawBuffer b;
+  b.Str("\nfatal error: ").Str(msg).Str("\n");
+  WriteAll(b.c_str(), b.size());
+  abort();
+}
+
+void RawBuffer::Put(char c) {
+  if (len_ + 1 < sizeof(buf_)) buf_[len_++] = c;
+}
+
+RawBuffer& RawBuffer::Str(const char* s) {
+  while (*s != '\0') Put(*s++);
+  return *this;
+}
+
+RawBuffer& RawBuffer::Udec(uint64_t v) {
+  char digits[20];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) Put(digits[--n]);
+  return *this;
+}
+
+RawBuffer& RawBuffer::Dec(int64_t v) {
+  if (v < 0) {
+    Put('-');
+    return Udec(0 - static_cast<uint64_t>(v));
+  }
+  return Udec(static_cast<uint64_t>(v));
+}
+
+RawBuffer& RawBuffer::Hex(uintptr_t v) {
+  Str("0x");
+  char digits[16];
+  int n = 0;
+  do {
+    digits[n++] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v != 0);
+  while (n > 0) Put(digits[--n]);
+  return *this;
+}
+
+namespace internal {
+
+void CheckFailed(const char* file, int line, const char* expr) {
+  RawBuffer b;
+  b.Str("check failed: ").Str(file).Str(":").Dec(line).Str(": ").Str(expr);
+  Throw(b.c_str());
+}
+
+void CheckOpFailed(const char* file, int line, const char* expr, int64_t a,
+                   int64_t b) {
+  RawBuffer m;
+  m.Str("check failed: ").Str(file).Str(":").Dec(line).Str(": ").Str(expr);
+  m.Str(" (").Dec(a).Str(" vs ").Dec(b).Str(")");
+  Throw(m.c_str());
+}
+
+}  // namespace internal
+}  // namespace stackalloc

@@ -1,0 +1,61 @@
+// Fatal errors that never allocate.
+//
+// Throw() is the runtime·throw of the Go runtime: it reports a broken
+// contract and kills the process. Messages are built in a stack buffer
+// (RawBuffer) and written with write(2), so reporting works inside the
+// allocator, on a nearly exhausted stack, while malloc's locks are held, and
+// in a signal handler: RawBuffer and Throw are async-signal-safe. RawPrintf
+// uses vsnprintf, which does not allocate for the integer, pointer and
+// string conversions we use, but is not async-signal-safe.
+//
+// Thread-safe.
+
+#ifndef BASE_THROW_H_
+#define BASE_THROW_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/base/attributes.h"
+
+namespace stackalloc {
+
+// Prints "fatal error: <msg>" on stderr and aborts.
+ABSL_ATTRIBUTE_NORETURN ABSL_ATTRIBUTE_COLD void Throw(const char* msg);
+
+// Prints a printf-formatted line on stderr without allocating (output longer
+// than 256 bytes is cut). Like runtime·printf, for the context before Throw().
+void RawPrintf(const char* format, ...) ABSL_PRINTF_ATTRIBUTE(1, 2);
+
+// A message assembled piece by piece in a fixed buffer (longer text is cut),
+// with no library call at all: safe in a signal handler.
+class RawBuffer {
+ public:
+  RawBuffer& Str(const char* s);
+  RawBuffer& Dec(int64_t v);
+  RawBuffer& Udec(uint64_t v);
+  RawBuffer& Hex(uintptr_t v);  // "0x..." with no leading zeros.
+
+  const char* c_str() const { return buf_; }
+  size_t size() const { return len_; }
+
+ private:
+  void Put(char c);
+
+  char buf_[320] = {};
+  size_t len_ = 0;
+};
+
+namespace internal {
+
+// Where STACKALLOC_CHECK and its friends end (base/check.h).
+ABSL_ATTRIBUTE_NORETURN ABSL_ATTRIBUTE_COLD void CheckFailed(const char* file,
+                                                             int line,
+                                                             const char* expr);
+ABSL_ATTRIBUTE_NORETURN ABSL_ATTRIBUTE_COLD void CheckOpFailed(
+    const char* file, int line, const char* expr, int64_t a, int64_t b);
+
+}  // namespace internal
+}  // namespace stackalloc
+
+#endif  // BASE_THROW_H_

@@ -1,0 +1,74 @@
+// The fiber runtime's G record and what a G asks of its M's g0 (private to
+// //proc).
+//
+// Ownership: a G belongs to the runtime from Newproc until it finishes; at
+// any time it is either queued, running on one M, or being served by that
+// M's g0, and only that one thread touches it.
+
+#ifndef PROC_G_H_
+#define PROC_G_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "boost/context/detail/fcontext.hpp"
+#include "sched/m.h"
+
+namespace stackalloc {
+namespace proc {
+namespace internal {
+
+using boost::context::detail::fcontext_t;
+
+// What a G asks of g0 when it switches there (Go's mcall argument).
+enum class Req : uint8_t {
+  kNone,
+  kGosched,      // Queue me and schedule.
+  kSystemstack,  // Run req_fn(req_arg) on g0 and resume me.
+  kMorestack,    // Give me a segment of req_size bytes; start req_fn there.
+  kLessstack,    // My current segment is done: free it, resume the old one.
+  kExit,         // My function returned: free my stack and record.
+};
+
+// The link record at the top of every segment after a G's first stack: how
+// to get back to the segment below (Go's Stktop).
+struct Stktop {
+  Stktop* prev;       // The previous segment's Stktop, or nullptr.
+  fcontext_t oldctx;  // Where the G resumes on the previous segment.
+  uintptr_t old_lo;   // Bounds of the previous segment.
+  uintptr_t old_hi;
+  void* base;  // This segment, as the stack source returned it.
+  size_t size;
+};
+
+// A G of the runtime. stack_lo / stack_hi (in G) are the bounds of the
+// segment it runs on.
+struct ProcG : G {
+  std::function<void()> fn;
+  // Where the G resumes; nullptr until an M first runs it.
+  fcontext_t ctx = nullptr;
+  // While the G runs: where its M's g0 waits for it.
+  fcontext_t g0ctx = nullptr;
+  // The request the G left for g0 (see Req), with its arguments.
+  Req req = Req::kNone;
+  size_t req_size = 0;
+  void (*req_fn)(void*) = nullptr;
+  void* req_arg = nullptr;
+  void* stack = nullptr;  // The first stack, kFixedStack bytes.
+  Stktop* top = nullptr;  // The current segment's link; nullptr on `stack`.
+  ProcG* schedlink = nullptr;
+  void* tsan_fiber = nullptr;     // The G's TSan fiber (nullptr without TSan).
+  void* tsan_g0_fiber = nullptr;  // While running: its M thread's fiber.
+};
+
+// The G running on this thread, or nullptr on g0 or an ordinary thread.
+// Out of line and behind a compiler barrier so that the thread-local M is
+// read anew after every switch: a G may resume on another thread.
+ProcG* CurrentG();
+
+}  // namespace internal
+}  // namespace proc
+}  // namespace stackalloc
+
+#endif  // PROC_G_H_

@@ -1,0 +1,113 @@
+#include "proc/stack.h"
+
+#include <cstdint>
+
+#include "absl/base/optimization.h"
+#include "base/check.h"
+#include "base/sanitizers.h"
+#include "base/stack_sizes.h"
+#include "base/throw.h"
+#include "proc/switch.h"
+#include "sched/m.h"
+
+namespace stackalloc {
+namespace proc {
+namespace internal {
+namespace {
+
+// A segment of kFixedStack bytes must hold, besides the frame it is for, its
+// Stktop, the fcontext record below it, the entry function's frame and the
+// guard.
+constexpr size_t kSegmentReserve = sizeof(Stktop) + 128 + kStackGuard;
+
+// Where a segment starts: run the continuation, then back to the old
+// segment.
+[[noreturn]] STACKALLOC_NO_TSAN_FRAME void SegmentEntry(transfer_t t) noexcept {
+  auto* g = static_cast<ProcG*>(t.data);
+  g->g0ctx = t.fctx;
+  AfterResume(nullptr);
+  void (*fn)(void*) = g->req_fn;
+  fn(g->req_arg);
+  McallDrop(g, Req::kLessstack);
+}
+
+// The segment size for a frame of `frame` bytes: kFixedStack when it fits
+// with the reserve, else the frame plus the reserve, 16-byte aligned.
+size_t SegmentSize(size_t frame) {
+  if (frame <= kFixedStack - kSegmentReserve) return kFixedStack;
+  if (frame > SIZE_MAX / 2) Throw("morestack: frame too large");
+  return (frame + kSegmentReserve + 15) & ~size_t{15};
+}
+
+}  // namespace
+
+size_t Newstack(ProcG* g, const StackSource& source) {
+  const size_t n = SegmentSize(g->req_size);
+  void* v = source.alloc(n);
+  if (v == nullptr) Throw("morestack: out of stack memory");
+  uintptr_t lo = reinterpret_cast<uintptr_t>(v);
+  auto* top =
+      reinterpret_cast<Stktop*>((lo + n - sizeof(Stktop)) & ~uintptr_t{15});
+  top->prev = g->top;
+  top->oldctx = g->ctx;
+  top->old_lo = g->stack_lo;
+  top->old_hi = g->stack_hi;
+  top->base = v;
+  top->size = n;
+  g->top = top;
+  g->stack_lo = lo;
+  g->stack_hi = lo + n;
+  g->ctx =
+      MakeContext(top, reinterpret_cast<uintptr_t>(top) - lo, &SegmentEntry);
+  STACKALLOC_DCHECK(g->OnStack(top));
+  return n;
+}
+
+void Oldstack(ProcG* g, const StackSource& source) {
+  STACKALLOC_CHECK(g->top != nullptr);
+  STACKALLOC_DCHECK(g->OnStack(g->top));
+  Stktop top = *g->top;
+  g->top = top.prev;
+  g->ctx = top.oldctx;
+  g->stack_lo = top.old_lo;
+  g->stack_hi = top.old_hi;
+  // Frames that never returned leave ASan redzones behind; clear them before
+  // the segment goes back (stackfree poisons free stacks itself).
+  sanitizer::UnpoisonMemory(top.base, top.size);
+  source.free(top.base, top.size);
+}
+
+void CheckSegmentChain(const ProcG* g) {
+  uintptr_t lo = g->stack_lo, hi = g->stack_hi;
+  for (const Stktop* t = g->top; t != nullptr; t = t->prev) {
+    const auto a = reinterpret_cast<uintptr_t>(t);
+    STACKALLOC_CHECK(lo <= a && a + sizeof(Stktop) <= hi);
+    STACKALLOC_CHECK_EQ(reinterpret_cast<uintptr_t>(t->base), lo);
+    lo = t->old_lo;
+    hi = t->old_hi;
+  }
+  STACKALLOC_CHECK_EQ(lo, reinterpret_cast<uintptr_t>(g->stack));
+}
+
+size_t StackRoom() {
+  M* m = stackalloc::internal::tls_m;
+  asm volatile("" : "+r"(m));  // Read anew: a G may resume on another M.
+  const G* g = m->curg();
+  if (ABSL_PREDICT_FALSE(g == nullptr)) return ~size_t{0};
+  uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  uintptr_t limit = g->stack_lo + kStackGuard;
+  return sp > limit ? sp - limit : 0;
+}
+
+void Morestack(size_t n, void (*fn)(void*), void* arg) {
+  ProcG* g = CurrentG();
+  if (g == nullptr) Throw("morestack on g0");
+  g->req_size = n;
+  g->req_fn = fn;
+  g->req_arg = arg;
+  Mcall(g, Req::kMorestack);
+}
+
+}  // namespace internal
+}  // namespace proc
+}  // namespace stackalloc
