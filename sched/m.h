@@ -36,6 +36,9 @@ struct G {
   uintptr_t stack_lo = 0;  // Lowest address of the stack.
   uintptr_t stack_hi = 0;  // One past the highest address.
   M* m = nullptr;          // The M running this G, if any.
+  // The runtime's number for this G (Go's goid), for fatal messages such as
+  // the stack overflow report; 0 if the runtime gives none.
+  int64_t goid = 0;
 
   // True if p lies on this G's stack.
   bool OnStack(const void* p) const {
