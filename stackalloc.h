@@ -1,22 +1,30 @@
 // stackalloc / stackfree: goroutine-style stacks without contention.
 //
 // The entry point of the library, after Go commit c9152a85 ("runtime:
-// eliminate contention during stack allocation"). FixedStack (4 KiB) stacks
-// come from the calling M's own bounded cache, so the common case takes no
-// lock and touches only the M's own cache lines; the cache exchanges whole
-// batches with a lock-free global pool, and carves new stacks from chunks
-// with the M's own FixAlloc. Other sizes go to the general-purpose
-// allocator, as in the seed.
+// eliminate contention during stack allocation"), with Go's later stack
+// orders. Every power of two from 4 KiB (kFixedStack) to 1 MiB
+// (kMaxOrderStack) is an order; a stack of an order comes from the calling
+// M's own bounded cache of that order, so the common case takes no lock and
+// touches only the M's own cache lines. Caches exchange whole batches with a
+// lock-free global pool per order, and carve new stacks from chunks with
+// the M's own FixAllocs. A size between orders is served by the next order
+// up; a stack above the largest order gets a mapping of its own.
+//
+// Every stack has a guard page immediately below its lowest address (stacks
+// grow down), installed once per slot; touching it dies with "fatal error:
+// stack overflow: <size>-byte stack [<lo>, <hi>) on M <id>" (and the G,
+// where a runtime names it). SetStackGuards(false) lays out new chunks
+// without guards (the seed's 32 stacks per 128 KiB).
 //
 // Both functions may only run on the scheduler stack (g == m->g0): a call
 // from a G's own stack dies with "stackalloc not on scheduler stack" (or
-// "stackfree not on scheduler stack"). A thread that never switched to a G
-// is always on its g0. While the M is in malloc or GC (m->mallocing,
-// m->gcing), only FixedStack requests are allowed; any other size dies with
-// "stackalloc: in malloc, size=4096 want <n>".
+// "stackfree not on scheduler stack"), whatever the size. A thread that
+// never switched to a G is always on its g0. While the M is in malloc or GC
+// (m->mallocing(), m->gcing()), only kFixedStack requests are allowed; any
+// other size dies with "stackalloc: in malloc, size=4096 want <n>".
 //
 // Thread-safe: any thread may call them; a stack may be freed on another
-// thread than the one that allocated it.
+// thread than the one that allocated it. Not async-signal-safe.
 
 #ifndef STACKALLOC_H_
 #define STACKALLOC_H_
@@ -27,35 +35,58 @@
 
 namespace stackalloc {
 
-// Returns a stack of n bytes (n > 0), aligned to kFixedStack when
-// n == kFixedStack, or nullptr if the OS refused memory (then no statistic
-// changes). The contents are unspecified.
+// Returns a stack of at least n bytes (n > 0), or nullptr if the OS refused
+// memory (then no statistic changes). The stack is OrderStackSize(
+// StackOrder(n)) bytes, aligned to 4 KiB, for n <= kMaxOrderStack; n rounded
+// up to whole pages above. Its contents are unspecified: the allocator never
+// writes into a stack, so only the pages its user touches take memory.
+// Dies with "stackalloc: zero-sized stack" for n == 0.
 void* stackalloc(size_t n);
 
-// Frees v, which stackalloc(n) returned, with the same n.
-// REQUIRES: v != nullptr (checked in debug builds).
+// Frees v, which stackalloc(n) returned, with the same n (any n of the same
+// order will do). A pointer that is not such a stack, a size of another
+// order, and a stack freed twice each die with "fatal error: stackfree: ...":
+// at the call in debug and checked builds; in the default optimised build, a
+// stack freed right after it was freed on the same M dies at the call and
+// every other case when the stack leaves the M's cache for the pool (see
+// README, "Contract").
 void stackfree(void* v, size_t n);
 
-// Sets how many free stacks each M's cache may hold: an even number in
-// [2, kStackCacheMax] (default 32). Half a cache moves to or from the global
-// pool at a time. Each M adopts the new limit at its next exchange with the
-// pool. Returns false, changing nothing, for any other value.
-bool SetStackCacheLimit(int limit);
+// Sets how many free stacks each M's cache of the order serving
+// `stack_size` may hold: an even number in [2, 64]. Defaults: 32 stacks of
+// 4 KiB, then as many as make 128 KiB, at least 2. Half a cache moves to or
+// from the global pool at a time. Each M adopts the new limit at its next
+// exchange with the pool. Returns false, changing nothing, for any other
+// value or a size no order serves.
+bool SetStackCacheLimit(int limit, size_t stack_size = kFixedStack);
 
-// Returns the pages of every stack chunk whose stacks are all free in the
-// global pool to the OS (they stay mapped and are reused before any new
-// chunk is mapped). The caches of idle Ms (of exited threads) are emptied
-// into the pool first; those of Ms with a thread are not touched. Returns
-// the bytes released; stacks_sys falls and stacks_released rises by exactly
-// that much. Thread-safe; a call while another runs returns 0 at once.
+// Returns free memory to the OS: the pages of every stack chunk whose stacks
+// are all free in the global pools (they stay mapped, guards and all, and
+// are reused before any new chunk is mapped), and, for orders of 64 KiB and
+// up, the pages of every free stack in the pools, one at a time. The caches
+// of idle Ms (of exited threads) are emptied into the pools first; those of
+// Ms with a thread are not touched. Returns the bytes released; stacks_sys
+// falls and stacks_released rises by exactly that much. Thread-safe; an
+// order another thread is scavenging is skipped.
 size_t ScavengeStacks();
 
-// The scavenging policy: when a cache hands a batch to the global pool and
-// the pool then holds more than `bytes` of free stacks (and at least twice as
+// The scavenging policy: when a cache hands a batch to a global pool and the
+// pools then hold more than `bytes` of free stacks (and at least twice as
 // much as after the previous scavenge, so a fragmented pool is not scanned
 // over and over), that M runs ScavengeStacks(). 0, the default, turns the
 // policy off.
 void SetScavengeThreshold(size_t bytes);
+
+// Whether chunks obtained from now on, and large stacks, get guard pages
+// (default: true). Stacks already carved keep their layout. Returns the
+// previous setting.
+bool SetStackGuards(bool on);
+
+// The budget of mappings the guard pages may add where the kernel lacks
+// MADV_GUARD_INSTALL and they fall back to mprotect (default 16,384, a
+// quarter of Linux's default vm.max_map_count). Past it, stacks are handed
+// out without a guard and counted in MemStats::stacks_unguarded.
+void SetGuardMappingBudget(size_t mappings);
 
 }  // namespace stackalloc
 

@@ -1,5 +1,5 @@
 // Fault injection and inside views of the entry point, for tests only
-// (testonly target //:stackalloc_test_peer; defined in stackalloc.cc).
+// (testonly target //:stackalloc_test_peer; defined in stack_heap.cc).
 //
 // Thread-safe; a source installed here applies to chunks and records taken
 // from then on.
@@ -7,23 +7,38 @@
 #ifndef STACKALLOC_TEST_PEER_H_
 #define STACKALLOC_TEST_PEER_H_
 
+#include <cstddef>
 #include <cstdint>
 
-#include "alloc/fix_alloc.h"
+#include "alloc/chunk.h"
 
 namespace stackalloc {
 namespace internal {
 
 class StackallocTestPeer {
  public:
-  // Where new stack chunks come from; nullptr restores the default (aligned
-  // SysAlloc). The source must return FixAlloc::kChunk-aligned memory.
-  static void SetChunkSource(FixAlloc::ChunkSource source);
-  // Where the global pool's batch records come from; nullptr: SysAlloc.
-  static void SetNodeSource(FixAlloc::ChunkSource source);
-  // Free stacks in the global pool and chunks released, straight from it.
-  static int64_t PoolStacks();
-  static int64_t PoolReleasedChunks();
+  // n bytes of zeroed memory, or nullptr.
+  using Source = void* (*)(size_t n);
+
+  // Where new stack chunks come from; nullptr restores the default (the
+  // arena). The source must return kChunkGranule-aligned memory.
+  static void SetChunkSource(Source source);
+  // Where the global pools' batch records come from; nullptr: SysAlloc.
+  static void SetNodeSource(Source source);
+  // Where chunk records come from; nullptr: SysAlloc.
+  static void SetRecordSource(Source source);
+  // Free stacks in an order's global pool (stranded ones included), its
+  // stranded stacks, and its released chunks, straight from it.
+  static int64_t PoolStacks(int order = 0);
+  static int64_t PoolStranded(int order = 0);
+  static int64_t PoolReleasedChunks(int order = 0);
+  // The record of the chunk holding p, or nullptr.
+  static const ChunkRecord* ChunkOf(const void* p);
+  // Address space the arena has reserved.
+  static size_t ArenaReserved();
+  // How a chunk of `order` made now is laid out: stacks in it, and bytes.
+  static int ChunkStacks(int order);
+  static size_t ChunkBytes(int order);
 };
 
 }  // namespace internal

@@ -1,12 +1,12 @@
 // FixAlloc: a free-list allocator for objects of one fixed size.
 //
 // A port of the Go runtime's FixAlloc (malloc.h, 2011). Memory comes from a
-// chunk source in FixAlloc::kChunk (128 KiB) chunks; Alloc() pops the free
-// list, or else carves the next object off the current chunk, or else takes a
-// new chunk. Free() pushes onto the free list, storing the link in the
-// object's first word. Chunks are never returned to the chunk source: a
-// FixAlloc only grows, exactly as in Go, and the tail of a chunk too short for
-// one more object is left unused.
+// chunk source in chunks of chunk_bytes() (FixAlloc::kChunk, 128 KiB, unless
+// Init() says otherwise); Alloc() pops the free list, or else carves the next
+// object off the current chunk, or else takes a new chunk. Free() pushes onto
+// the free list, storing the link in the object's first word. Chunks are never
+// returned to the chunk source: a FixAlloc only grows, exactly as in Go, and
+// the tail of a chunk too short for one more object is left unused.
 //
 // Not thread-safe: a FixAlloc has a single owner (one M, or a caller holding
 // a lock around every call). inuse() and sys() are exact at all times for
@@ -27,25 +27,27 @@ class FixAlloc {
   // Size of each chunk taken from the chunk source (Go's FixAllocChunk).
   static constexpr size_t kChunk = 128 << 10;
 
-  // Returns kChunk bytes of writable memory, or nullptr on failure.
-  using ChunkSource = void* (*)(size_t n);
+  // Returns n (= chunk_bytes()) bytes of writable memory, or nullptr on
+  // failure. Called with the FixAlloc's `arg`.
+  using ChunkSource = void* (*)(void* arg, size_t n);
   // Called with `arg` the first time each object is handed out.
   using FirstUse = void (*)(void* arg, void* p);
 
   // An uninitialised FixAlloc; call Init() before anything else.
   constexpr FixAlloc() = default;
   FixAlloc(size_t size, ChunkSource source, FirstUse first = nullptr,
-           void* arg = nullptr) {
-    Init(size, source, first, arg);
+           void* arg = nullptr, size_t chunk_bytes = kChunk) {
+    Init(size, source, first, arg, chunk_bytes);
   }
 
   FixAlloc(const FixAlloc&) = delete;
   FixAlloc& operator=(const FixAlloc&) = delete;
 
-  // Go's FixAlloc_Init. REQUIRES: sizeof(void*) <= size <= kChunk, size a
-  // multiple of alignof(void*); source != nullptr. Dies otherwise.
+  // Go's FixAlloc_Init. REQUIRES: sizeof(void*) <= size <= chunk_bytes, size
+  // a multiple of alignof(void*); source != nullptr. Dies otherwise. Forgets
+  // any chunk in use (call it again only once chunk_spent()).
   void Init(size_t size, ChunkSource source, FirstUse first = nullptr,
-            void* arg = nullptr);
+            void* arg = nullptr, size_t chunk_bytes = kChunk);
 
   // Returns an object of size() bytes, or nullptr if a new chunk was needed
   // and the chunk source failed; then nothing (counters included) changes.
@@ -68,6 +70,9 @@ class FixAlloc {
   }
 
   size_t size() const { return size_; }
+  size_t chunk_bytes() const { return chunk_bytes_; }
+  // True when the current chunk (if any) has no object left to carve.
+  bool chunk_spent() const { return nchunk_ < size_; }
   // Bytes handed out by Alloc() and not yet passed to Free().
   size_t inuse() const { return inuse_; }
   // Bytes obtained from the chunk source (a multiple of kChunk).
@@ -82,6 +87,7 @@ class FixAlloc {
   ABSL_ATTRIBUTE_NOINLINE void* Carve();
 
   size_t size_ = 0;
+  size_t chunk_bytes_ = kChunk;
   ChunkSource source_ = nullptr;
   FirstUse first_ = nullptr;
   void* arg_ = nullptr;

@@ -16,7 +16,7 @@ struct Chunks {
   static std::vector<void*> given;
   static int fail_after;  // Chunks still allowed; -1 = unlimited.
 
-  static void* Source(size_t n) {
+  static void* Source(void*, size_t n) {
     EXPECT_EQ(n, FixAlloc::kChunk);
     if (fail_after == 0) return nullptr;
     if (fail_after > 0) --fail_after;
@@ -145,10 +145,47 @@ TEST_F(FixAllocTest, FirstUseHookRunsOncePerObject) {
   EXPECT_EQ(hook.seen, (std::vector<void*>{a, b}));
 }
 
+// Chunks of another size than kChunk, with the source told whose they are;
+// chunk_spent() says when a new layout may start without wasting a slot.
+TEST_F(FixAllocTest, ChunksOfAnySizeAndTheSourceSeesItsArgument) {
+  struct Seen {
+    void* arg = nullptr;
+    size_t n = 0;
+    std::vector<void*> chunks;
+  } seen;
+  auto source = +[](void* arg, size_t n) -> void* {
+    auto* s = static_cast<Seen*>(arg);
+    s->arg = arg;
+    s->n = n;
+    s->chunks.push_back(SysAlloc(n));
+    return s->chunks.back();
+  };
+  constexpr size_t kSlot = 12 << 10;
+  constexpr size_t kBytes = 10 * kSlot;  // 120 KiB: 10 slots.
+  FixAlloc f(kSlot, source, nullptr, &seen, kBytes);
+  EXPECT_EQ(f.chunk_bytes(), kBytes);
+  EXPECT_TRUE(f.chunk_spent());  // No chunk yet.
+  auto* first = static_cast<char*>(f.Alloc());
+  EXPECT_EQ(seen.arg, &seen);
+  EXPECT_EQ(seen.n, kBytes);
+  ASSERT_EQ(seen.chunks.size(), 1u);
+  EXPECT_EQ(first, seen.chunks[0]);
+  for (int i = 1; i < 10; ++i) {
+    EXPECT_FALSE(f.chunk_spent()) << i;
+    EXPECT_EQ(f.Alloc(), first + i * kSlot);
+  }
+  EXPECT_TRUE(f.chunk_spent());  // All ten carved: a new Init loses none.
+  EXPECT_EQ(f.sys(), kBytes);
+  EXPECT_NE(f.Alloc(), nullptr);
+  EXPECT_EQ(seen.chunks.size(), 2u);
+  for (void* c : seen.chunks) SysFree(c, kBytes);
+}
+
 TEST(FixAllocDeathTest, BadSizesDie) {
   FixAlloc f;
-  EXPECT_DEATH(f.Init(4, &SysAlloc), "FixAlloc_Init: bad object size");
-  EXPECT_DEATH(f.Init(FixAlloc::kChunk + 8, &SysAlloc),
+  auto os = +[](void*, size_t n) { return SysAlloc(n); };
+  EXPECT_DEATH(f.Init(4, os), "FixAlloc_Init: bad object size");
+  EXPECT_DEATH(f.Init(FixAlloc::kChunk + 8, os),
                "FixAlloc_Init: bad object size");
   EXPECT_DEATH(f.Init(64, nullptr), "FixAlloc_Init: no chunk source");
   EXPECT_DEATH(f.Alloc(), "FixAlloc: Alloc before Init");

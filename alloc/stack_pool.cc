@@ -1,8 +1,9 @@
 #include "alloc/stack_pool.h"
 
-#include <algorithm>
 #include <cstring>
+#include <new>
 
+#include "base/check.h"
 #include "base/throw.h"
 
 namespace stackalloc {
@@ -21,10 +22,7 @@ StackPool::Node* StackPool::NewNode(int64_t* meta_sys) {
 }
 
 bool StackPool::Put(void* const* stacks, int n, int64_t* meta_sys) {
-  if (n <= 0 || n > kMaxBatch ||
-      static_cast<size_t>(n) > chunk_size_ / stack_size_) {
-    Throw("StackPool::Put: bad batch size");
-  }
+  if (n <= 0 || n > kMaxBatch) Throw("StackPool::Put: bad batch size");
   Node* node = NewNode(meta_sys);
   if (node == nullptr) return false;
   memcpy(node->items, stacks, n * sizeof(void*));
@@ -37,123 +35,209 @@ bool StackPool::Put(void* const* stacks, int n, int64_t* meta_sys) {
 int StackPool::Get(void** out) {
   Node* node = full_.Pop();
   if (node == nullptr) return 0;
-  int n = node->n;
+  const int n = node->n;
+  STACKALLOC_DCHECK(n > 0 && n <= kMaxBatch);
   memcpy(out, node->items, n * sizeof(void*));
   stacks_.fetch_sub(n, std::memory_order_relaxed);
   empty_.Push(node);
   return n;
 }
 
-void* StackPool::TakeReleasedChunk() {
-  Node* node = released_list_.Pop();
-  if (node == nullptr) return nullptr;
-  void* chunk = node->items[0];
-  released_.fetch_sub(1, std::memory_order_relaxed);
-  empty_.Push(node);
-  return chunk;
+void StackPool::AddChunk(ChunkRecord* rec) {
+  STACKALLOC_CHECK_EQ(rec->order, order_);
+  ChunkRecord* head = chunks_.load(std::memory_order_relaxed);
+  do {
+    rec->order_next = head;
+  } while (!chunks_.compare_exchange_weak(head, rec, std::memory_order_release,
+                                          std::memory_order_relaxed));
 }
 
-StackPool::ScavengeResult StackPool::Scavenge() {
-  ScavengeResult result;
-  if (scavenging_.exchange(true, std::memory_order_acquire)) return result;
-  result.ran = true;
+ChunkRecord* StackPool::TakeReleasedChunk(bool guarded) {
+  ChunkRecord* rec = released_[guarded ? 1 : 0].Pop();
+  if (rec != nullptr) released_count_.fetch_sub(1, std::memory_order_relaxed);
+  return rec;
+}
 
-  // Take every batch; from here on they are ours alone, and Put()/Get() go
-  // on with an empty pool.
-  Node* taken = full_.PopAll();
-  int64_t total = 0;
-  int batch = 1;
-  for (Node* n = taken; n != nullptr; n = n->next.load()) {
-    total += n->n;
-    batch = std::max(batch, n->n);
-  }
-  result.stacks_examined = total;
-  void** all = total == 0
-                   ? nullptr
-                   : static_cast<void**>(SysAlloc(total * sizeof(void*)));
-  if (all != nullptr) {
-    int64_t k = 0;
-    for (Node* n = taken; n != nullptr; n = n->next.load()) {
-      memcpy(&all[k], n->items, n->n * sizeof(void*));
-      k += n->n;
+int StackPool::RescueStranded(void** out, int max, SlotState to) {
+  if (stranded() <= 0) return 0;
+  // The scavenger also walks stranded slots: one of us at a time.
+  if (scavenging_.exchange(true, std::memory_order_acquire)) return 0;
+  int n = 0;
+  SlotState found;
+  for (ChunkRecord* rec = chunks_.load(std::memory_order_acquire);
+       rec != nullptr && n < max; rec = rec->order_next) {
+    for (int i = 0; i < rec->nslots && n < max; ++i) {
+      if (rec->State(i) == SlotState::kStranded &&
+          rec->Transition(i, SlotState::kStranded, to, &found)) {
+        out[n++] = reinterpret_cast<void*>(rec->StackAt(i));
+      }
     }
-    std::sort(all, all + total);
   }
+  stranded_.fetch_sub(n, std::memory_order_relaxed);
+  scavenging_.store(false, std::memory_order_release);
+  return n;
+}
 
-  // Re-batch what stays, and record what goes, in the nodes we took: as many
-  // stacks per node as the fullest batch had, and one node per released
-  // chunk, never needs more nodes than came in (a chunk holds at least one
-  // batch's worth of stacks: Put() checks it).
-  Node* spare = taken;
-  auto next_spare = [&spare] {
-    Node* n = spare;
-    spare = n->next.load(std::memory_order_relaxed);
-    return n;
-  };
+// --- Scavenge, in phases. Each runs with scavenging_ held and the batches
+// detached, so the stacks in them and every record's scavenge_count are the
+// pass's alone. ---
+
+// Counts, per chunk, the free stacks in the detached batches. Returns how
+// many stacks there are.
+int64_t StackPool::CountByChunk(Node* taken, ScavengeResult* r) {
+  int64_t total = 0;
+  for (Node* n = taken; n != nullptr; n = n->next.load()) {
+    for (int i = 0; i < n->n; ++i) {
+      ChunkRecord* rec = map_->Lookup(reinterpret_cast<uintptr_t>(n->items[i]));
+      STACKALLOC_CHECK(rec != nullptr && rec->order == order_);
+      STACKALLOC_CHECK_LT(rec->scavenge_count, rec->nslots);
+      ++rec->scavenge_count;
+    }
+    total += n->n;
+  }
+  r->stacks_examined = total;
+  return total;
+}
+
+// Adds the stranded stacks to their chunks' counts.
+void StackPool::CountStranded() {
+  for (ChunkRecord* rec = chunks_.load(std::memory_order_acquire);
+       rec != nullptr; rec = rec->order_next) {
+    for (int i = 0; i < rec->nslots; ++i) {
+      if (rec->State(i) == SlotState::kStranded) ++rec->scavenge_count;
+    }
+  }
+}
+
+// Returns a chunk whose every slot is free to the OS and offers it for reuse.
+// REQUIRES: no slot of rec is in a batch any more.
+void StackPool::ReleaseChunk(ChunkRecord* rec, ScavengeResult* r) {
+  SysUnused(reinterpret_cast<void*>(rec->base), rec->bytes);
+  int64_t stranded = 0;
+  SlotState found;
+  for (int i = 0; i < rec->nslots; ++i) {
+    const SlotState s = rec->State(i);
+    if (s == SlotState::kReleased) ++r->chunk_stacks_were_released;
+    if (s == SlotState::kStranded) ++stranded;
+    STACKALLOC_CHECK(s == SlotState::kPooled || s == SlotState::kReleased ||
+                     s == SlotState::kStranded);
+    STACKALLOC_CHECK(rec->Transition(i, s, SlotState::kUncarved, &found));
+  }
+  stranded_.fetch_sub(stranded, std::memory_order_relaxed);
+  rec->scavenge_count = 0;
+  r->chunk_stacks += rec->nslots;
+  ++r->chunks_released;
+  // Only now, with its pages gone, may another M carve it again.
+  released_count_.fetch_add(1, std::memory_order_relaxed);
+  released_[rec->guard != 0 ? 1 : 0].Push(rec);
+}
+
+// Returns the pages of one pooled stack (its guard stays).
+void StackPool::ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r) {
+  SlotState found;
+  if (rec->State(slot) != SlotState::kPooled) return;  // Already released.
+  SysUnused(reinterpret_cast<void*>(rec->StackAt(slot)), rec->stack_size);
+  STACKALLOC_CHECK(
+      rec->Transition(slot, SlotState::kPooled, SlotState::kReleased, &found));
+  released_stacks_.fetch_add(1, std::memory_order_relaxed);
+  ++r->stacks_released;
+}
+
+// Packs the stacks that stay (their chunk is not wholly free) back into
+// full batches, and as many stranded stacks as spare nodes allow; pushes
+// them back to the pool. Returns the chunks to release, linked by pool_link.
+StackPool::Node* StackPool::Rebatch(Node* taken, bool release_stacks,
+                                    ScavengeResult* r) {
+  Node* spare = nullptr;
   Node* out = nullptr;
-  auto keep = [&](void* stack) {
+  auto append = [&](void* stack) {
     if (out == nullptr) {
-      out = next_spare();
+      STACKALLOC_CHECK(spare != nullptr);
+      out = spare;
+      spare = spare->next.load(std::memory_order_relaxed);
       out->n = 0;
     }
     out->items[out->n++] = stack;
-    if (out->n == batch) {
+    if (out->n == kMaxBatch) {
       stacks_.fetch_add(out->n, std::memory_order_relaxed);
       full_.Push(out);
       out = nullptr;
     }
   };
-  const int64_t per_chunk = static_cast<int64_t>(chunk_size_ / stack_size_);
-  Node* to_release = nullptr;
-  stacks_.fetch_sub(total, std::memory_order_relaxed);
-  if (all != nullptr) {
-    for (int64_t i = 0; i < total;) {
-      uintptr_t chunk =
-          reinterpret_cast<uintptr_t>(all[i]) & ~(chunk_size_ - 1);
-      int64_t j = i + 1;
-      while (j < total && (reinterpret_cast<uintptr_t>(all[j]) &
-                           ~(chunk_size_ - 1)) == chunk) {
-        if (all[j] == all[j - 1]) Throw("stackfree: stack freed twice");
-        ++j;
-      }
-      if (j - i == per_chunk) {
-        // Released below, once what stays is back in the pool.
-        Node* r = next_spare();
-        r->n = 1;
-        r->items[0] = reinterpret_cast<void*>(chunk);
-        r->next.store(to_release, std::memory_order_relaxed);
-        to_release = r;
-        ++result.chunks_released;
-      } else {
-        for (int64_t s = i; s < j; ++s) keep(all[s]);
-      }
-      i = j;
+  for (Node* n = taken; n != nullptr;) {
+    Node* next = n->next.load(std::memory_order_relaxed);
+    void* items[kMaxBatch];
+    const int count = n->n;
+    memcpy(items, n->items, count * sizeof(void*));
+    n->next.store(spare, std::memory_order_relaxed);  // Emptied: a spare.
+    spare = n;
+    for (int i = 0; i < count; ++i) {
+      const auto a = reinterpret_cast<uintptr_t>(items[i]);
+      ChunkRecord* rec = map_->Lookup(a);
+      if (rec->scavenge_count == rec->nslots) continue;  // Goes whole.
+      rec->scavenge_count = 0;
+      if (release_stacks) ReleaseStack(rec, rec->SlotOfStack(a), r);
+      append(items[i]);
     }
-    SysFree(all, total * sizeof(void*));
-  } else {
-    // No memory to sort in: put every batch back as it was.
-    while (spare != nullptr) {
-      Node* n = next_spare();
-      stacks_.fetch_add(n->n, std::memory_order_relaxed);
-      full_.Push(n);
-    }
+    n = next;
   }
   if (out != nullptr) {
     stacks_.fetch_add(out->n, std::memory_order_relaxed);
     full_.Push(out);
   }
-  while (spare != nullptr) empty_.Push(next_spare());
-  // Only now the slow part: tell the OS, then offer each chunk for reuse
-  // (never before its pages are gone, or a reuser's data would go too).
-  while (to_release != nullptr) {
-    Node* r = to_release;
-    to_release = r->next.load(std::memory_order_relaxed);
-    SysUnused(r->items[0], chunk_size_);
-    released_.fetch_add(1, std::memory_order_relaxed);
-    released_list_.Push(r);
+  return spare;
+}
+
+StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
+  ScavengeResult r;
+  if (scavenging_.exchange(true, std::memory_order_acquire)) return r;
+  r.ran = true;
+  // Take every batch; from here on they are ours alone, and Put()/Get() go
+  // on with an empty pool.
+  Node* taken = full_.PopAll();
+  stacks_.fetch_sub(CountByChunk(taken, &r), std::memory_order_relaxed);
+  const bool walk = stranded() > 0;
+  if (walk) CountStranded();
+  // Chunks to release, found before any stack goes back (their stacks must
+  // not), released after (the slow part, with the pool serving again).
+  ChunkRecord* to_release = nullptr;
+  auto mark = [&to_release](ChunkRecord* rec) {
+    if (rec->scavenge_count != rec->nslots) return;
+    rec->scavenge_count = -1;  // Marked: counted once, skipped by Rebatch.
+    rec->pool_link.store(to_release, std::memory_order_relaxed);
+    to_release = rec;
+  };
+  for (Node* n = taken; n != nullptr; n = n->next.load()) {
+    for (int i = 0; i < n->n; ++i) {
+      mark(map_->Lookup(reinterpret_cast<uintptr_t>(n->items[i])));
+    }
   }
+  if (walk) {
+    for (ChunkRecord* rec = chunks_.load(std::memory_order_acquire);
+         rec != nullptr; rec = rec->order_next) {
+      mark(rec);
+      if (rec->scavenge_count > 0) rec->scavenge_count = 0;  // Stays.
+    }
+  }
+  for (ChunkRecord* rec = to_release; rec != nullptr;
+       rec = rec->pool_link.load(std::memory_order_relaxed)) {
+    rec->scavenge_count = rec->nslots;  // Rebatch skips its stacks.
+  }
+  Node* spare = Rebatch(taken, release_stacks, &r);
+  while (spare != nullptr) {
+    Node* n = spare;
+    spare = n->next.load(std::memory_order_relaxed);
+    empty_.Push(n);
+  }
+  while (to_release != nullptr) {
+    ChunkRecord* rec = to_release;
+    to_release = rec->pool_link.load(std::memory_order_relaxed);
+    ReleaseChunk(rec, &r);
+  }
+  released_stacks_.fetch_sub(r.chunk_stacks_were_released,
+                             std::memory_order_relaxed);
   scavenging_.store(false, std::memory_order_release);
-  return result;
+  return r;
 }
 
 }  // namespace stackalloc

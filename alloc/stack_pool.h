@@ -1,22 +1,28 @@
-// StackPool: the global pool of free stacks that per-M caches exchange whole
-// batches with, and the chunks it has given back to the OS.
+// StackPool: the global pool of free stacks of one order, which the per-M
+// caches exchange whole batches with, and the chunks of that order whose
+// pages went back to the OS.
 //
 // Go 1.1 moved batches of stacks between per-M caches and a global list under
-// a lock; this pool is lock-free. A batch is a metadata node holding up to
-// kMaxBatch stack addresses; full nodes sit on one LockFreeStack, empty ones
-// on another. Nodes are carved from dedicated, never-unmapped memory, so a
-// racing pop may read a node's link at any time (see LockFreeStack), and the
-// stacks themselves are never written by the pool: a free stack's pages stay
-// as cold as its last user left them, and released chunks stay released.
+// a lock (stackcacherefill / stackcacherelease); this pool is lock-free. A
+// batch is a metadata node holding up to kMaxBatch stack addresses; full
+// nodes sit on one LockFreeStack, empty ones on another. Nodes are carved
+// from dedicated, never-unmapped memory, so a racing pop may read a node's
+// link at any time (see LockFreeStack), and the stacks themselves are never
+// written by the pool: a free stack's pages stay as cold as its last user left
+// them, and released pages stay released.
 //
-// Scavenge() takes every batch at once, finds the chunks all of whose stacks
-// are in the pool, tells the OS their pages are unused (they stay mapped),
-// and keeps them on a released list that TakeReleasedChunk() serves before
-// anyone maps a new chunk. Stacks must come from chunk_size-aligned chunks
-// of chunk_size / stack_size stacks each for that to work.
+// Slot states (ChunkRecord) are the caller's to keep, but for what
+// Scavenge() does: a stack is kPooled or kReleased while it is in a batch,
+// kStranded while the pool holds it without a batch (Strand()).
+//
+// Scavenge() takes every batch at once and, with the ChunkMap, finds the
+// chunks all of whose slots are free: it returns their pages to the OS (they
+// stay mapped, guards and all) and keeps their records on a released list
+// that TakeReleasedChunk() serves before anyone maps a new chunk. For the
+// large orders it also returns the pages of each free stack one at a time.
 //
 // Thread-safe and lock-free on every path but Scavenge(), which runs one at a
-// time (a concurrent call returns at once) and never blocks Put() or Get().
+// time (a concurrent call returns at once) and never blocks the others.
 
 #ifndef ALLOC_STACK_POOL_H_
 #define ALLOC_STACK_POOL_H_
@@ -25,7 +31,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "alloc/fix_alloc.h"
+#include "alloc/chunk.h"
+#include "alloc/chunk_map.h"
 #include "alloc/lock_free_stack.h"
 #include "alloc/sys_alloc.h"
 
@@ -38,46 +45,72 @@ class StackPool {
   // Bytes of node memory taken from the node source at a time.
   static constexpr size_t kNodeChunk = 64 << 10;
 
-  // `node_source` provides node memory (tests inject failure).
-  constexpr StackPool(size_t stack_size, size_t chunk_size,
-                      FixAlloc::ChunkSource node_source = &SysAlloc)
-      : stack_size_(stack_size),
-        chunk_size_(chunk_size),
-        node_source_(node_source) {}
+  // Node memory: n bytes of zeroed memory, or nullptr.
+  using NodeSource = void* (*)(size_t n);
+
+  // The pool of `order`'s stacks, whose chunks `map` knows. `node_source`
+  // provides node memory (tests inject failure).
+  constexpr StackPool(int order, ChunkMap* map,
+                      NodeSource node_source = &SysAlloc)
+      : order_(order), map_(map), node_source_(node_source) {}
   StackPool(const StackPool&) = delete;
   StackPool& operator=(const StackPool&) = delete;
 
-  // Takes stacks[0, n) as one batch, 0 < n <= min(kMaxBatch, stacks per
-  // chunk) (dies otherwise: Scavenge() relies on it). Returns false,
-  // taking nothing, if no node memory could be had. Adds the bytes of node
-  // memory it obtained to *meta_sys.
+  int order() const { return order_; }
+
+  // Takes stacks[0, n) as one batch, 0 < n <= kMaxBatch (dies otherwise).
+  // Returns false, taking nothing, if no node memory could be had (see
+  // Strand()). Adds the bytes of node memory it obtained to *meta_sys.
   bool Put(void* const* stacks, int n, int64_t* meta_sys);
 
   // Moves the stacks of one batch into out[0, kMaxBatch) and returns how
   // many; 0 if the pool holds no batch.
   int Get(void** out);
 
-  // A chunk that Scavenge() released (its pages read as zero), or nullptr.
-  void* TakeReleasedChunk();
+  // Counts n stacks the caller has marked kStranded: free, in no batch. The
+  // pool owns them; RescueStranded() and Scavenge() find them again.
+  void Strand(int n) { stranded_.fetch_add(n, std::memory_order_relaxed); }
+
+  // Moves up to `max` stranded stacks to state `to` and into out; returns
+  // how many. Walks the order's chunks: slow, for when nodes ran out.
+  int RescueStranded(void** out, int max, SlotState to);
+
+  // Records a new chunk of this order (kept for the life of the process).
+  void AddChunk(ChunkRecord* rec);
+
+  // A chunk that Scavenge() released (its pages read as zero, every slot
+  // kUncarved, guards kept), laid out with guard pages or without, or
+  // nullptr.
+  ChunkRecord* TakeReleasedChunk(bool guarded);
 
   struct ScavengeResult {
-    int64_t chunks_released = 0;  // Chunks whose pages went back to the OS.
-    int64_t stacks_examined = 0;  // Free stacks the pass looked at.
     bool ran = false;             // False if another pass was running.
+    int64_t stacks_examined = 0;  // Free stacks the pass looked at.
+    int64_t chunks_released = 0;  // Chunks whose pages went back whole...
+    int64_t chunk_stacks = 0;     // ...holding this many stacks, of which
+    int64_t chunk_stacks_were_released = 0;  // ...so many were kReleased.
+    int64_t stacks_released = 0;  // Single stacks whose pages went back.
   };
-  // Returns the pages of every chunk whose stacks are all in the pool to the
-  // OS. Dies with "stackfree: stack freed twice" if it finds a stack twice.
-  // While it sorts, the pool looks empty to Get(), which then returns 0 (a
-  // caller may carve or map a chunk it would not otherwise have); batches
-  // that stay go back before any page is released. `ran` is false if
-  // another Scavenge() was running, which then did the work.
-  ScavengeResult Scavenge();
+  // Returns to the OS the pages of every chunk whose slots are all free in
+  // the pool, and, if release_stacks, of every free stack still holding
+  // pages. While it runs, the pool looks empty to Get(), which then returns
+  // 0 (a caller may carve or map a chunk it would not otherwise have).
+  ScavengeResult Scavenge(bool release_stacks);
 
-  // Free stacks in the pool, and released chunks waiting for reuse. Exact
-  // when no call is in flight.
+  // Free stacks in batches, stranded stacks, and released chunks waiting for
+  // reuse. Exact when no call is in flight.
   int64_t stacks() const { return stacks_.load(std::memory_order_relaxed); }
+  int64_t stranded() const { return stranded_.load(std::memory_order_relaxed); }
   int64_t released_chunks() const {
-    return released_.load(std::memory_order_relaxed);
+    return released_count_.load(std::memory_order_relaxed);
+  }
+  // Stacks in batches whose pages Scavenge() returned (kReleased). The
+  // caller says when it takes such stacks out (TookReleased).
+  int64_t released_stacks() const {
+    return released_stacks_.load(std::memory_order_relaxed);
+  }
+  void TookReleased(int64_t n) {
+    released_stacks_.fetch_sub(n, std::memory_order_relaxed);
   }
 
  private:
@@ -87,17 +120,27 @@ class StackPool {
     void* items[kMaxBatch];
   };
   using NodeStack = LockFreeStack<Node, &Node::next>;
+  using ChunkStack = LockFreeStack<ChunkRecord, &ChunkRecord::pool_link>;
 
   Node* NewNode(int64_t* meta_sys);
+  // Scavenge's phases, each with the pass's exclusive hold on the batches.
+  int64_t CountByChunk(Node* taken, ScavengeResult* r);
+  void CountStranded();
+  void ReleaseChunk(ChunkRecord* rec, ScavengeResult* r);
+  Node* Rebatch(Node* taken, bool release_stacks, ScavengeResult* r);
+  void ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r);
 
-  const size_t stack_size_;
-  const size_t chunk_size_;
-  const FixAlloc::ChunkSource node_source_;
-  NodeStack full_;           // Batches of free stacks.
-  NodeStack released_list_;  // One released chunk per node.
-  NodeStack empty_;          // Spare nodes.
+  const int order_;
+  ChunkMap* const map_;
+  const NodeSource node_source_;
+  NodeStack full_;                             // Batches of free stacks.
+  NodeStack empty_;                            // Spare nodes.
+  ChunkStack released_[2];                     // Without guards, with guards.
+  std::atomic<ChunkRecord*> chunks_{nullptr};  // Every chunk, via order_next.
   std::atomic<int64_t> stacks_{0};
-  std::atomic<int64_t> released_{0};
+  std::atomic<int64_t> stranded_{0};
+  std::atomic<int64_t> released_count_{0};
+  std::atomic<int64_t> released_stacks_{0};
   std::atomic<bool> scavenging_{false};
 };
 

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <set>
 #include <thread>
 #include <vector>
 
-#include "alloc/fix_alloc.h"
+#include "alloc/chunk.h"
+#include "alloc/chunk_map.h"
 #include "alloc/sys_alloc.h"
 #include "gtest/gtest.h"
 
@@ -15,36 +17,90 @@ namespace stackalloc {
 namespace {
 
 constexpr size_t kStack = 4096;
-constexpr size_t kChunk = FixAlloc::kChunk;
-constexpr int kPerChunk = kChunk / kStack;
-
-// Aligned chunks cut into stacks, unmapped at the end of the test.
-class Chunks {
- public:
-  ~Chunks() {
-    for (char* c : chunks_) SysFree(c, kChunk);
-  }
-  std::vector<void*> NewChunk() {
-    char* c = static_cast<char*>(SysAllocAligned(kChunk, kChunk));
-    EXPECT_NE(c, nullptr);
-    chunks_.push_back(c);
-    std::vector<void*> stacks;
-    for (int i = 0; i < kPerChunk; ++i) stacks.push_back(c + i * kStack);
-    return stacks;
-  }
-
- private:
-  std::vector<char*> chunks_;
-};
 
 std::atomic<bool> refuse_nodes{false};
 void* NodeSource(size_t n) { return refuse_nodes ? nullptr : SysAlloc(n); }
 
+// Chunks of order 0 with records in a ChunkMap of the test's own, unmapped at
+// the end. A chunk's stacks start kUncarved; Take() hands them out (as a
+// cache would) and Give() marks them kPooled, as the entry point does before
+// Put().
+class Chunks {
+ public:
+  explicit Chunks(bool guards = false) : guard_(guards ? kPageSize : 0) {}
+  ~Chunks() {
+    for (auto& r : recs_) {
+      map_.Clear(r.get());
+      SysFree(reinterpret_cast<void*>(r->base), r->bytes);
+    }
+  }
+  ChunkMap* map() { return &map_; }
+
+  // A new chunk of kSlots stacks, all handed out.
+  std::vector<void*> NewChunk(StackPool* pool) {
+    auto rec = std::make_unique<ChunkRecord>();
+    rec->stack_size = kStack;
+    rec->guard = guard_;
+    rec->slot_size = kStack + guard_;
+    rec->nslots = kSlots;
+    rec->bytes = rec->slot_size * kSlots;
+    rec->order = 0;
+    rec->base =
+        reinterpret_cast<uintptr_t>(SysAllocAligned(rec->bytes, kChunkGranule));
+    EXPECT_NE(rec->base, 0u);
+    int64_t meta = 0;
+    EXPECT_TRUE(map_.Set(rec.get(), &meta));
+    pool->AddChunk(rec.get());
+    std::vector<void*> stacks;
+    SlotState found;
+    for (int i = 0; i < kSlots; ++i) {
+      EXPECT_TRUE(
+          rec->Transition(i, SlotState::kUncarved, SlotState::kTaken, &found));
+      stacks.push_back(reinterpret_cast<void*>(rec->StackAt(i)));
+    }
+    recs_.push_back(std::move(rec));
+    return stacks;
+  }
+
+  // Marks stacks (handed out) as pooled, for Put().
+  void Give(void* const* stacks, int n, SlotState from = SlotState::kTaken) {
+    for (int i = 0; i < n; ++i) Set(stacks[i], from, SlotState::kPooled);
+  }
+  // Marks stacks that came out of the pool as handed out.
+  void Take(void* const* stacks, int n) {
+    for (int i = 0; i < n; ++i) {
+      ChunkRecord* rec = Rec(stacks[i]);
+      const int slot = rec->SlotOfStack(reinterpret_cast<uintptr_t>(stacks[i]));
+      SlotState s = rec->State(slot);
+      ASSERT_TRUE(s == SlotState::kPooled || s == SlotState::kReleased);
+      Set(stacks[i], s, SlotState::kTaken);
+    }
+  }
+  void Set(void* stack, SlotState from, SlotState to) {
+    ChunkRecord* rec = Rec(stack);
+    SlotState found;
+    ASSERT_TRUE(
+        rec->Transition(rec->SlotOfStack(reinterpret_cast<uintptr_t>(stack)),
+                        from, to, &found));
+  }
+  ChunkRecord* Rec(void* p) {
+    return map_.Lookup(reinterpret_cast<uintptr_t>(p));
+  }
+
+  static constexpr int kSlots = 32;
+
+ private:
+  const size_t guard_;
+  ChunkMap map_;
+  std::vector<std::unique_ptr<ChunkRecord>> recs_;
+};
+
 TEST(StackPoolTest, BatchesGoInAndComeOutWhole) {
-  StackPool pool(kStack, kChunk, &NodeSource);
-  Chunks chunks;
-  std::vector<void*> a = chunks.NewChunk();
+  auto chunks = std::make_unique<Chunks>();
+  StackPool pool(0, chunks->map(), &NodeSource);
+  std::vector<void*> a = chunks->NewChunk(&pool);
   int64_t meta = 0;
+  chunks->Give(a.data(), 21);
   ASSERT_TRUE(pool.Put(a.data(), 16, &meta));
   ASSERT_TRUE(pool.Put(a.data() + 16, 5, &meta));
   EXPECT_EQ(meta, static_cast<int64_t>(StackPool::kNodeChunk));  // One.
@@ -61,52 +117,89 @@ TEST(StackPoolTest, BatchesGoInAndComeOutWhole) {
   EXPECT_EQ(meta, static_cast<int64_t>(StackPool::kNodeChunk));
 }
 
-TEST(StackPoolTest, NoNodeMemoryTakesNothing) {
+TEST(StackPoolTest, NoNodeMemoryTakesNothingAndStrandedStacksComeBack) {
+  auto chunks = std::make_unique<Chunks>();
   refuse_nodes = true;
-  StackPool pool(kStack, kChunk, &NodeSource);
-  Chunks chunks;
-  std::vector<void*> a = chunks.NewChunk();
+  StackPool pool(0, chunks->map(), &NodeSource);
+  std::vector<void*> a = chunks->NewChunk(&pool);
   int64_t meta = 0;
   EXPECT_FALSE(pool.Put(a.data(), 16, &meta));
   EXPECT_EQ(meta, 0);
   EXPECT_EQ(pool.stacks(), 0);
+  // The caller strands them: the pool owns them without a batch.
+  for (int i = 0; i < 16; ++i) {
+    chunks->Set(a[i], SlotState::kTaken, SlotState::kStranded);
+  }
+  pool.Strand(16);
+  EXPECT_EQ(pool.stranded(), 16);
+  void* out[StackPool::kMaxBatch];
+  ASSERT_EQ(pool.RescueStranded(out, 10, SlotState::kTaken), 10);
+  EXPECT_EQ(pool.stranded(), 6);
+  ASSERT_EQ(pool.RescueStranded(out + 10, 10, SlotState::kTaken), 6);
+  EXPECT_EQ(std::set<void*>(out, out + 16),
+            std::set<void*>(a.begin(), a.begin() + 16));
+  EXPECT_EQ(pool.stranded(), 0);
   refuse_nodes = false;
+  chunks->Give(a.data(), 16);
   EXPECT_TRUE(pool.Put(a.data(), 16, &meta));
   EXPECT_EQ(pool.stacks(), 16);
 }
 
+// Scavenge() releases every chunk whose slots are all free, counting
+// stranded stacks as free, and leaves the others' stacks pooled.
 TEST(StackPoolTest, ScavengeReleasesExactlyTheWhollyFreeChunks) {
-  StackPool pool(kStack, kChunk, &NodeSource);
-  Chunks chunks;
-  std::vector<void*> a = chunks.NewChunk();  // All 32 stacks free.
-  std::vector<void*> b = chunks.NewChunk();  // 31 of 32 free.
+  auto chunks = std::make_unique<Chunks>(/*guards=*/true);
+  StackPool pool(0, chunks->map(), &NodeSource);
+  std::vector<void*> a = chunks->NewChunk(&pool);  // All 32 free.
+  std::vector<void*> b = chunks->NewChunk(&pool);  // 31 of 32 free.
+  std::vector<void*> c = chunks->NewChunk(&pool);  // 31 free, 1 stranded.
   for (void* s : a) memset(s, 0xa5, kStack);
   int64_t meta = 0;
-  // Interleave the two chunks' stacks across batches.
+  // Interleave the chunks' stacks across batches.
   std::vector<void*> mixed;
-  for (int i = 0; i < kPerChunk; ++i) {
+  for (int i = 0; i < Chunks::kSlots; ++i) {
     mixed.push_back(a[i]);
     if (i != 7) mixed.push_back(b[i]);
+    if (i != 9) mixed.push_back(c[i]);
   }
+  chunks->Give(mixed.data(), static_cast<int>(mixed.size()));
   for (size_t i = 0; i < mixed.size(); i += 16) {
     ASSERT_TRUE(
         pool.Put(&mixed[i], std::min<int>(16, mixed.size() - i), &meta));
   }
-  ASSERT_EQ(pool.stacks(), 63);
+  chunks->Set(c[9], SlotState::kTaken, SlotState::kStranded);
+  pool.Strand(1);
+  ASSERT_EQ(pool.stacks(), 94);
 
-  StackPool::ScavengeResult r = pool.Scavenge();
-  EXPECT_EQ(r.chunks_released, 1);
-  EXPECT_EQ(r.stacks_examined, 63);
+  StackPool::ScavengeResult r = pool.Scavenge(/*release_stacks=*/false);
+  EXPECT_TRUE(r.ran);
+  EXPECT_EQ(r.chunks_released, 2);
+  EXPECT_EQ(r.chunk_stacks, 64);
+  EXPECT_EQ(r.stacks_examined, 94);
+  EXPECT_EQ(r.stacks_released, 0);
   EXPECT_EQ(pool.stacks(), 31);
-  EXPECT_EQ(pool.released_chunks(), 1);
+  EXPECT_EQ(pool.stranded(), 0);
+  EXPECT_EQ(pool.released_chunks(), 2);
 
-  // The released chunk's pages read as zero, stay mapped, and come back.
-  auto* chunk = static_cast<unsigned char*>(pool.TakeReleasedChunk());
-  ASSERT_EQ(chunk, a[0]);
-  EXPECT_EQ(pool.TakeReleasedChunk(), nullptr);
+  // The released chunks' pages read as zero, stay mapped, every slot is
+  // uncarved again, and they come back with guards: only guarded ones.
+  EXPECT_EQ(pool.TakeReleasedChunk(/*guarded=*/false), nullptr);
+  std::set<ChunkRecord*> released;
+  while (ChunkRecord* rec = pool.TakeReleasedChunk(/*guarded=*/true)) {
+    released.insert(rec);
+    for (int i = 0; i < rec->nslots; ++i) {
+      EXPECT_EQ(rec->State(i), SlotState::kUncarved);
+    }
+  }
+  EXPECT_EQ(released,
+            (std::set<ChunkRecord*>{chunks->Rec(a[0]), chunks->Rec(c[0])}));
   EXPECT_EQ(pool.released_chunks(), 0);
-  for (size_t i = 0; i < kChunk; i += 512) ASSERT_EQ(chunk[i], 0) << i;
-  memset(chunk, 1, kChunk);  // Writable again.
+  for (void* s : a) {
+    for (size_t i = 0; i < kStack; i += 512) {
+      ASSERT_EQ(static_cast<unsigned char*>(s)[i], 0);
+    }
+  }
+  memset(a[3], 1, kStack);  // Writable again.
 
   // What stays is exactly chunk b's free stacks, nothing lost or doubled.
   std::multiset<void*> left;
@@ -117,31 +210,64 @@ TEST(StackPoolTest, ScavengeReleasesExactlyTheWhollyFreeChunks) {
   EXPECT_EQ(left, want);
 }
 
+TEST(StackPoolTest, ScavengeReturnsTheTouchedPagesOfSingleStacks) {
+  auto chunks = std::make_unique<Chunks>();
+  StackPool pool(0, chunks->map(), &NodeSource);
+  std::vector<void*> a = chunks->NewChunk(&pool);
+  for (void* s : a) memset(s, 0x77, kStack);
+  int64_t meta = 0;
+  chunks->Give(a.data(), 10);  // 22 stay handed out: no chunk goes whole.
+  ASSERT_TRUE(pool.Put(a.data(), 10, &meta));
+  StackPool::ScavengeResult r = pool.Scavenge(/*release_stacks=*/true);
+  EXPECT_EQ(r.chunks_released, 0);
+  EXPECT_EQ(r.stacks_released, 10);
+  EXPECT_EQ(pool.released_stacks(), 10);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(static_cast<unsigned char*>(a[i])[100], 0) << i;
+    EXPECT_EQ(chunks->Rec(a[i])->State(i), SlotState::kReleased);
+  }
+  EXPECT_EQ(static_cast<unsigned char*>(a[10])[100], 0x77);  // Not free.
+  // A second pass finds nothing left to release.
+  EXPECT_EQ(pool.Scavenge(true).stacks_released, 0);
+  // When the rest comes back, the chunk goes whole; the pass says how many
+  // of its stacks had been released one by one.
+  chunks->Give(a.data() + 10, 22);
+  ASSERT_TRUE(pool.Put(a.data() + 10, 22, &meta));
+  r = pool.Scavenge(true);
+  EXPECT_EQ(r.chunks_released, 1);
+  EXPECT_EQ(r.chunk_stacks_were_released, 10);
+  EXPECT_EQ(pool.released_stacks(), 0);
+  EXPECT_EQ(r.stacks_released, 0);
+}
+
 TEST(StackPoolTest, ScavengeOfAnEmptyPoolDoesNothing) {
-  StackPool pool(kStack, kChunk, &NodeSource);
-  StackPool::ScavengeResult r = pool.Scavenge();
+  auto chunks = std::make_unique<Chunks>();
+  StackPool pool(0, chunks->map(), &NodeSource);
+  StackPool::ScavengeResult r = pool.Scavenge(true);
   EXPECT_TRUE(r.ran);
   EXPECT_EQ(r.chunks_released, 0);
   EXPECT_EQ(r.stacks_examined, 0);
 }
 
-TEST(StackPoolDeathTest, BatchLargerThanAChunkDies) {
-  // Scavenge() counts on every batch fitting in a chunk.
-  StackPool pool(kStack, 4 * kStack, &NodeSource);
-  void* stacks[5] = {};
+TEST(StackPoolDeathTest, BadBatchSizesDie) {
+  auto chunks = std::make_unique<Chunks>();
+  StackPool pool(0, chunks->map(), &NodeSource);
+  void* stacks[StackPool::kMaxBatch + 1] = {};
   int64_t meta = 0;
-  EXPECT_DEATH(pool.Put(stacks, 5, &meta), "StackPool::Put: bad batch size");
+  EXPECT_DEATH(pool.Put(stacks, StackPool::kMaxBatch + 1, &meta),
+               "StackPool::Put: bad batch size");
   EXPECT_DEATH(pool.Put(stacks, 0, &meta), "StackPool::Put: bad batch size");
 }
 
-TEST(StackPoolDeathTest, DoubleFreeIsCaught) {
-  StackPool pool(kStack, kChunk, &NodeSource);
-  Chunks chunks;
-  std::vector<void*> a = chunks.NewChunk();
+TEST(StackPoolDeathTest, AStackInThePoolTwiceIsCaught) {
+  auto chunks = std::make_unique<Chunks>();
+  StackPool pool(0, chunks->map(), &NodeSource);
+  std::vector<void*> a = chunks->NewChunk(&pool);
   int64_t meta = 0;
-  ASSERT_TRUE(pool.Put(a.data(), 4, &meta));
-  ASSERT_TRUE(pool.Put(a.data() + 3, 1, &meta));
-  EXPECT_DEATH(pool.Scavenge(), "stackfree: stack freed twice");
+  chunks->Give(a.data(), 32);
+  ASSERT_TRUE(pool.Put(a.data(), 32, &meta));
+  ASSERT_TRUE(pool.Put(a.data() + 3, 1, &meta));  // Bypassing the states.
+  EXPECT_DEATH(pool.Scavenge(false), "check failed");
 }
 
 // Threads cycle batches through the pool while a scavenger keeps releasing
@@ -151,19 +277,19 @@ TEST(StackPoolTest, ConcurrentPutGetScavengeConservesStacks) {
   constexpr int kThreads = 4;
   constexpr int kChunksPerThread = 4;
   constexpr int kIters = 3000;
-  StackPool pool(kStack, kChunk, &NodeSource);
-  Chunks chunks;
+  auto chunks = std::make_unique<Chunks>();
+  StackPool pool(0, chunks->map(), &NodeSource);
   std::vector<std::vector<void*>> initial(kThreads);
   for (auto& v : initial) {
     for (int c = 0; c < kChunksPerThread; ++c) {
-      std::vector<void*> s = chunks.NewChunk();
+      std::vector<void*> s = chunks->NewChunk(&pool);
       v.insert(v.end(), s.begin(), s.end());
     }
   }
   std::vector<std::vector<void*>> held(kThreads);
   std::atomic<bool> done{false};
   std::thread scavenger([&] {
-    while (!done.load()) pool.Scavenge();
+    while (!done.load()) pool.Scavenge(false);
   });
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -174,13 +300,17 @@ TEST(StackPoolTest, ConcurrentPutGetScavengeConservesStacks) {
       void* out[StackPool::kMaxBatch];
       for (int i = 0; i < kIters; ++i) {
         if (mine.size() >= 16 && i % 2 == 0) {
+          chunks->Give(&mine[mine.size() - 16], 16);
           ASSERT_TRUE(pool.Put(&mine[mine.size() - 16], 16, &meta));
           mine.resize(mine.size() - 16);
         } else if (int n = pool.Get(out)) {
+          chunks->Take(out, n);
           mine.insert(mine.end(), out, out + n);
-        } else if (void* c = pool.TakeReleasedChunk()) {
-          for (int s = 0; s < kPerChunk; ++s) {
-            mine.push_back(static_cast<char*>(c) + s * kStack);
+        } else if (ChunkRecord* c = pool.TakeReleasedChunk(false)) {
+          for (int s = 0; s < c->nslots; ++s) {
+            chunks->Set(reinterpret_cast<void*>(c->StackAt(s)),
+                        SlotState::kUncarved, SlotState::kTaken);
+            mine.push_back(reinterpret_cast<void*>(c->StackAt(s)));
           }
         }
       }
@@ -194,18 +324,19 @@ TEST(StackPoolTest, ConcurrentPutGetScavengeConservesStacks) {
   // scavenge must release all of them and leave the pool empty.
   int64_t meta = 0;
   for (auto& v : held) {
+    chunks->Give(v.data(), static_cast<int>(v.size()));
     for (size_t i = 0; i < v.size(); i += 16) {
       ASSERT_TRUE(pool.Put(&v[i], std::min<int>(16, v.size() - i), &meta));
     }
   }
-  pool.Scavenge();
+  pool.Scavenge(false);
   EXPECT_EQ(pool.stacks(), 0);
   EXPECT_EQ(pool.released_chunks(), kThreads * kChunksPerThread);
 
   std::multiset<void*> seen;
-  while (void* c = pool.TakeReleasedChunk()) {
-    for (int s = 0; s < kPerChunk; ++s) {
-      seen.insert(static_cast<char*>(c) + s * kStack);
+  while (ChunkRecord* c = pool.TakeReleasedChunk(false)) {
+    for (int s = 0; s < c->nslots; ++s) {
+      seen.insert(reinterpret_cast<void*>(c->StackAt(s)));
     }
   }
   std::multiset<void*> want;

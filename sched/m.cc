@@ -1,12 +1,14 @@
 #include "sched/m.h"
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <thread>
 
 #include "absl/base/attributes.h"
 #include "alloc/lock_free_stack.h"
 #include "alloc/sys_alloc.h"
+#include "base/check.h"
 #include "base/throw.h"
 
 namespace stackalloc {
@@ -16,6 +18,10 @@ std::atomic<M*> all_m{nullptr};
 std::atomic<int32_t> m_count{0};
 LockFreeStack<M, &M::idlelink> idle_ms;
 std::atomic<int32_t> idle_count{0};
+
+// Every cache closed (limit 0); `orders` points back at itself. Constant
+// initialised: usable by another translation unit's static initialisers.
+ABSL_CONST_INIT StackCaches closed_caches;
 
 // Bounds of the calling thread's own stack, for its g0.
 void ThreadStackBounds(G* g) {
@@ -29,6 +35,32 @@ void ThreadStackBounds(G* g) {
   pthread_attr_destroy(&attr);
   g->stack_lo = reinterpret_cast<uintptr_t>(addr);
   g->stack_hi = g->stack_lo + size;
+}
+
+// Gives the thread the M's alternate signal stack unless it has one (Go's
+// minitSignalStack): the overflow handler runs on it, since the stack that
+// overflowed has no room left.
+void MinitSignalStack(M* m) {
+  m->sigaltstack_installed = false;
+  if (m->sigaltstack == nullptr) return;
+  stack_t old;
+  if (sigaltstack(nullptr, &old) != 0 || (old.ss_flags & SS_DISABLE) == 0) {
+    return;  // The thread has one (the user's, a sanitizer's): keep it.
+  }
+  stack_t st{};
+  st.ss_sp = m->sigaltstack;
+  st.ss_size = kSignalStackBytes;
+  m->sigaltstack_installed = sigaltstack(&st, nullptr) == 0;
+}
+
+// Takes the M's signal stack back from the thread (Go's unminitSignalStack),
+// before another thread may get the M.
+void UnminitSignalStack(M* m) {
+  if (!m->sigaltstack_installed) return;
+  stack_t st{};
+  st.ss_flags = SS_DISABLE;
+  sigaltstack(&st, nullptr);
+  m->sigaltstack_installed = false;
 }
 
 // Gives the thread's M back when the thread exits. A pthread key's destructor
@@ -55,27 +87,44 @@ std::atomic<int32_t> idle_borrowers{0};
 namespace internal {
 ABSL_CONST_INIT M unbound_m;
 __thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC = &internal::unbound_m;
+__thread StackCaches* tls_stackcache ABSL_ATTRIBUTE_INITIAL_EXEC =
+    &closed_caches;
 }  // namespace internal
 
-void* DefaultStackChunk(size_t n) {
-  return SysAllocAligned(n, FixAlloc::kChunk);
+StackCaches* ClosedStackCaches() { return &closed_caches; }
+
+void M::set_curg(G* g) {
+  STACKALLOC_DCHECK(internal::tls_m == this);
+  curg_ = g;
+  internal::tls_stackcache = g == &g0_ ? &stackcache : &closed_caches;
 }
 
-std::atomic<FixAlloc::ChunkSource> stack_chunk_source{&DefaultStackChunk};
-
-void* StackChunk(size_t n) {
-  return stack_chunk_source.load(std::memory_order_acquire)(n);
+void M::UpdateOrderCaches() {
+  stackcache.orders =
+      mallocing_ != 0 || gcing_ != 0 ? &closed_caches : &stackcache;
 }
 
-void internal::SetStackChunkSource(FixAlloc::ChunkSource source) {
-  stack_chunk_source.store(source != nullptr ? source : &DefaultStackChunk,
-                           std::memory_order_release);
+void M::set_mallocing(int v) {
+  mallocing_ = v;
+  UpdateOrderCaches();
+}
+
+void M::set_gcing(int v) {
+  gcing_ = v;
+  UpdateOrderCaches();
 }
 
 void mcommoninit(M* m) {
   m->id_ = m_count.fetch_add(1, std::memory_order_relaxed);
   m->fastrand_ = 0x49f6428aU + static_cast<uint32_t>(m->id_);
-  m->stackalloc.Init(kFixedStack, &StackChunk);
+  for (int k = 0; k < kNumStackOrders; ++k) {
+    StackCache& c = m->stackcache.c[k];
+    c.limit = DefaultStackCacheLimit(k);
+    c.stack_size = OrderStackSize(k);
+    m->stats.orders[k] = &c.stats;
+  }
+  m->UpdateOrderCaches();
+  m->sigaltstack = SysAlloc(kSignalStackBytes);  // nullptr: go without.
   RegisterMStatsShard(&m->stats);
   M* head = all_m.load(std::memory_order_relaxed);
   do {
@@ -102,8 +151,9 @@ M* internal::BindM() {
     mcommoninit(m);
   }
   ThreadStackBounds(m->g0());
-  m->set_curg(m->g0());
   internal::tls_m = m;
+  m->set_curg(m->g0());
+  MinitSignalStack(m);
   pthread_setspecific(ExitKey(), m);
   return m;
 }
@@ -112,10 +162,12 @@ void dropm() {
   M* m = internal::tls_m;
   if (m == &internal::unbound_m) return;
   if (m->curg() != m->g0()) Throw("dropm not on scheduler stack");
+  UnminitSignalStack(m);
   internal::tls_m = &internal::unbound_m;
+  internal::tls_stackcache = &closed_caches;
   pthread_setspecific(ExitKey(), nullptr);
-  m->mallocing = 0;
-  m->gcing = 0;
+  m->set_mallocing(0);
+  m->set_gcing(0);
   idle_count.fetch_add(1, std::memory_order_relaxed);
   idle_ms.Push(m);
 }

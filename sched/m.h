@@ -6,13 +6,12 @@
 // allocator run. A thread gets an M the first time it enters the runtime and
 // gives it back when it exits (or calls dropm()), after every thread_local
 // destructor of the thread has run: the M goes onto a lock-free idle list, and
-// the next thread to enter takes it over, warm stack cache and all. Ms are
-// never freed, so allm never holds more Ms than the most threads that were in
-// the runtime at once.
+// the next thread to enter takes it over, warm stack caches and all. Ms are
+// never freed.
 //
 // Ownership: an M's fields are read and written only by the thread bound to
-// it, except id, alllink and stats, which any thread may read once the M is
-// on allm.
+// it, except id, alllink and the statistics, which any thread may read once
+// the M is on allm.
 
 #ifndef SCHED_M_H_
 #define SCHED_M_H_
@@ -47,17 +46,51 @@ struct G {
   }
 };
 
-// Capacity of an M's stack cache; its limit (how much of it is used) is
+// Bytes of each M's alternate signal stack.
+inline constexpr size_t kSignalStackBytes = 64 << 10;
+
+// Capacity of each of an M's stack caches; the limit (how much is used) is
 // tunable up to this, see SetStackCacheLimit() in stackalloc.h.
 inline constexpr int kStackCacheMax = 64;
-// Default limit: 32 stacks (128 KiB, one chunk), exchanged 16 at a time.
-inline constexpr int kStackCacheDefaultLimit = 32;
+
+// Default cache limit of an order: 32 stacks of 4 KiB, then as many as make
+// 128 KiB, and never fewer than 2 (so a cache can hold one and pass one on).
+constexpr int DefaultStackCacheLimit(int order) {
+  return (32 >> order) > 2 ? (32 >> order) : 2;
+}
+// The default limit of order 0 (FixedStack).
+inline constexpr int kStackCacheDefaultLimit = DefaultStackCacheLimit(0);
+
+// One order's cache of free stacks in an M (Go 1.1's stackcache): a bounded
+// LIFO array. With k = stats.cached, the stacks are slot[1..k] (slot[k] the
+// top), never more than `limit`. A cache with limit 0 is closed: both fast
+// paths pass it by.
+struct alignas(64) StackCache {
+  // This order's counters; stats.cached is the cache's length.
+  StackOrderShard stats;
+  int64_t limit = 0;
+  size_t stack_size = 0;
+  // slot[0] is never a stack (nullptr), so the fast path's "is this the
+  // stack freed last?" comparison with slot[k] needs no k == 0 case.
+  void* slot[kStackCacheMax + 1] = {};
+};
+
+// All of an M's caches, as the fast paths see them.
+struct StackCaches {
+  // One per order, then one more, always closed: where a size no order
+  // serves leads (see stackalloc.cc), so the fast path needs no range check.
+  StackCache c[kNumStackOrders + 1];
+  // This set, or ClosedStackCaches() while the M is in malloc or GC: the
+  // caches a request for another size than kFixedStack may use.
+  StackCaches* orders = this;
+};
+
+// A set of caches that are all closed; what an unbound thread, or a thread
+// off its g0, sees.
+StackCaches* ClosedStackCaches();
 
 class M {
  public:
-  // What stackalloc_fast_size() holds while curg != g0: matches no size.
-  static constexpr size_t kNotOnG0 = ~size_t{0};
-
   // An unregistered M; mcommoninit() gives it an identity.
   constexpr M() = default;
   M(const M&) = delete;
@@ -70,42 +103,45 @@ class M {
 
   G* g0() { return &g0_; }
   G* curg() const { return curg_; }
-  // The only way to change curg, so stackalloc_fast_size() cannot go stale.
-  void set_curg(G* g) {
-    curg_ = g;
-    fast_size_ = g == &g0_ ? kFixedStack : kNotOnG0;
-  }
-  // kFixedStack while the M runs on g0, kNotOnG0 otherwise: one comparison
-  // with a request's size checks both the size and the stack it runs on.
-  size_t stackalloc_fast_size() const { return fast_size_; }
+  // The only way to change curg. REQUIRES: the calling thread is bound to
+  // this M. Off g0 the fast paths see closed caches, so stackalloc and
+  // stackfree reach their slow path and its g0 check whatever the size.
+  void set_curg(G* g);
 
-  // Set while the M is inside malloc / the collector (the seed's flags):
-  // stack requests must then be FixedStack and are served by the M's pool.
-  int mallocing = 0;
-  int gcing = 0;
+  // Set while the M is inside malloc / the collector (the seed's
+  // m->mallocing, m->gcing): stack requests must then be kFixedStack.
+  int mallocing() const { return mallocing_; }
+  int gcing() const { return gcing_; }
+  void set_mallocing(int v);
+  void set_gcing(int v);
 
-  // The M's own stack FixAlloc (Go's m->stackalloc): carves fresh stacks
-  // from chunks for this M's cache.
-  FixAlloc stackalloc;
-  // Free FixedStack stacks; entries [0, stats.cached) are valid, and there
-  // are never more than stackcache_limit of them.
-  void* stackcache[kStackCacheMax] = {};
-
- private:
-  // Read by every fast-path call: kept on the cache line just before stats.
-  size_t fast_size_ = kNotOnG0;
-
- public:
-  int64_t stackcache_limit = kStackCacheDefaultLimit;
-  // This M's statistics; stats.cached is stackcache's length.
+  // The caches of free stacks, one per order (Go 1.1's m->stackcache).
+  StackCaches stackcache;
+  // The M's own stack FixAllocs (Go's m->stackalloc), one per order: they
+  // carve fresh slots (guard + stack) from chunks for this M's caches.
+  FixAlloc stackalloc[kNumStackOrders];
+  // The slot size each stackalloc[] was last set up for (guards on or off).
+  size_t stackalloc_slot[kNumStackOrders] = {};
+  // Carves this M's ChunkRecords (Go's mheap.spanalloc, per M).
+  FixAlloc chunkalloc;
+  // This M's statistics; stats.orders[k] points into stackcache.c[k].
   MStatsShard stats;
 
   // Link on the idle list while no thread is bound to this M.
   std::atomic<M*> idlelink{nullptr};
 
+  // The alternate signal stack (kSignalStackBytes) this M gives a thread
+  // that has none, so a stack overflow can be reported on it (Go's
+  // m->gsignal stack); whether the bound thread uses it.
+  void* sigaltstack = nullptr;
+  bool sigaltstack_installed = false;
+
  private:
   friend void mcommoninit(M* m);
+  void UpdateOrderCaches();
 
+  int mallocing_ = 0;
+  int gcing_ = 0;
   G* curg_ = nullptr;
   int64_t id_ = -1;
   uint32_t fastrand_ = 0;
@@ -113,16 +149,11 @@ class M {
   G g0_;
 };
 
-// Registers m: id = mcount++, fastrand = 0x49f6428a + id, its stack FixAlloc
-// of FixedStack objects over StackChunk(), its stats shard, and finally a
-// lock-free push onto allm, so a thread walking allm only ever sees Ms that
-// are fully initialised. Thread-safe.
+// Registers m: id = mcount++, fastrand = 0x49f6428a + id, its caches'
+// limits, its stats shard, and finally a lock-free push onto allm, so a
+// thread walking allm only ever sees Ms that are fully initialised.
+// Thread-safe.
 void mcommoninit(M* m);
-
-// Where every M's stack FixAlloc takes its chunks: by default
-// SysAllocAligned(n, FixAlloc::kChunk); the entry point installs the global
-// pool's released-chunk reuse in front of that. Read at every chunk.
-void* StackChunk(size_t n);
 
 // Head of the list of all Ms (follow M::alllink()). Safe to walk while other
 // threads register: Ms are only ever added at the head and never removed.
@@ -134,16 +165,14 @@ namespace internal {
 // The calling thread's M, or UnboundM() if it has not entered the runtime.
 // Initial-exec TLS: one instruction to read on the fast path.
 extern __thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC;
-// A placeholder M that is never on g0, so the fast path's size check sends
-// unbound threads to the slow path without a separate null check.
+// The caches the fast paths use: the bound M's while it runs on g0, else
+// ClosedStackCaches().
+extern __thread StackCaches* tls_stackcache ABSL_ATTRIBUTE_INITIAL_EXEC;
+// A placeholder M that is never on g0; tls_m of an unbound thread.
 extern M unbound_m;
 inline M* UnboundM() { return &unbound_m; }
 // getm()'s slow path: binds an M to the calling thread.
 M* BindM();
-// Installs the stack chunk source behind StackChunk() (nullptr restores the
-// default). For the entry point, which puts the pool's released-chunk reuse
-// there; sources must return FixAlloc::kChunk-aligned chunks.
-void SetStackChunkSource(FixAlloc::ChunkSource source);
 }  // namespace internal
 
 // The calling thread's M. The first call on a thread binds one: an idle M if
@@ -158,7 +187,7 @@ inline M* getm() {
 }
 
 // Unbinds the calling thread's M (if any) and puts it on the idle list with
-// its cache intact; the thread's next getm() binds one again. The thread
+// its caches intact; the thread's next getm() binds one again. The thread
 // must be on g0. Thread exit does this automatically.
 void dropm();
 

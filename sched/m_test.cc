@@ -1,5 +1,7 @@
 #include "sched/m.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -41,7 +43,7 @@ TEST(MTest, SixtyFourThreadsRegisterAtOnceWhileAReaderWalks) {
         ASSERT_GE(m->id(), 0);
         ASSERT_LT(m->id(), kThreads);
         ASSERT_EQ(m->fastrand(), 0x49f6428aU + m->id());
-        ASSERT_EQ(m->stackalloc.size(), kFixedStack);
+        ASSERT_EQ(m->stats.orders[0], &m->stackcache.c[0].stats);
         ASSERT_TRUE(ids.insert(m->id()).second) << "M twice on allm";
       }
       ASSERT_LE(static_cast<int32_t>(ids.size()), std::max(upper, mcount()));
@@ -95,7 +97,7 @@ TEST(MTest, ExitedThreadsMsAreReusedOnTheNewThreadsStack) {
     EXPECT_EQ(m->curg(), m->g0());
     EXPECT_TRUE(m->g0()->OnStack(&local)) << "g0 still on the old thread";
     EXPECT_EQ(m->g0()->m, m);
-    EXPECT_EQ(m->stackalloc_fast_size(), kFixedStack);
+    EXPECT_EQ(internal::tls_stackcache, &m->stackcache);
     EXPECT_EQ(internal::tls_m, m);
     reused = m;
   }).join();
@@ -119,19 +121,88 @@ TEST(MTest, DropmUnbindsAndTheNextGetmRebinds) {
   }).join();
 }
 
-TEST(MTest, SetCurgTracksTheFastSize) {
+// Off g0, and on a thread with no M, the fast paths see only closed caches
+// (limit 0, empty), whatever the size: no size reaches a cache that is not
+// the running M's own on its g0.
+void ExpectClosed(const StackCaches* cs) {
+  EXPECT_EQ(cs, ClosedStackCaches());
+  for (const StackCache& c : cs->c) {
+    EXPECT_EQ(c.limit, 0);
+    EXPECT_EQ(c.stats.cached.value(), 0);
+  }
+  EXPECT_EQ(cs->orders, cs);
+}
+
+TEST(MTest, SetCurgClosesTheCachesOffG0) {
   M* m = getm();
   G other;
   m->set_curg(&other);
-  EXPECT_EQ(m->stackalloc_fast_size(), M::kNotOnG0);
+  ExpectClosed(internal::tls_stackcache);
   m->set_curg(m->g0());
-  EXPECT_EQ(m->stackalloc_fast_size(), kFixedStack);
+  EXPECT_EQ(internal::tls_stackcache, &m->stackcache);
+  EXPECT_EQ(m->stackcache.orders, &m->stackcache);
+  for (int k = 0; k < kNumStackOrders; ++k) {
+    EXPECT_EQ(m->stackcache.c[k].limit, DefaultStackCacheLimit(k));
+    EXPECT_EQ(m->stackcache.c[k].stack_size, OrderStackSize(k));
+  }
+  EXPECT_EQ(m->stackcache.c[kNumStackOrders].limit, 0);  // Always closed.
 }
 
-TEST(MTest, UnboundSentinelNeverMatchesASize) {
+TEST(MTest, MallocingClosesEveryOrderButTheFixedStackPath) {
+  M* m = getm();
+  m->set_mallocing(1);
+  EXPECT_EQ(m->stackcache.orders, ClosedStackCaches());
+  EXPECT_EQ(internal::tls_stackcache, &m->stackcache);  // Order 0 stays.
+  m->set_mallocing(0);
+  m->set_gcing(1);
+  EXPECT_EQ(m->stackcache.orders, ClosedStackCaches());
+  m->set_gcing(0);
+  EXPECT_EQ(m->stackcache.orders, &m->stackcache);
+}
+
+TEST(MTest, UnboundThreadsSeeClosedCaches) {
   std::thread([] {
     EXPECT_EQ(internal::tls_m, internal::UnboundM());
-    EXPECT_EQ(internal::UnboundM()->stackalloc_fast_size(), M::kNotOnG0);
+    ExpectClosed(internal::tls_stackcache);
+  }).join();
+}
+
+// A thread that has no alternate signal stack gets its M's; one that has
+// one (the sanitizers give every thread theirs) keeps it.
+TEST(MTest, BoundThreadsGetAnAlternateSignalStack) {
+  std::thread([] {
+    stack_t st0;
+    ASSERT_EQ(sigaltstack(nullptr, &st0), 0);
+    const bool had_one = (st0.ss_flags & SS_DISABLE) == 0;
+    M* m = getm();
+    ASSERT_NE(m->sigaltstack, nullptr);
+    stack_t st;
+    ASSERT_EQ(sigaltstack(nullptr, &st), 0);
+    EXPECT_NE(st.ss_flags & SS_DISABLE, SS_DISABLE);
+    EXPECT_EQ(st.ss_sp, had_one ? st0.ss_sp : m->sigaltstack);
+    EXPECT_EQ(m->sigaltstack_installed, !had_one);
+    dropm();  // Ours is taken back: the next thread to get this M gets it.
+    ASSERT_EQ(sigaltstack(nullptr, &st), 0);
+    EXPECT_EQ((st.ss_flags & SS_DISABLE) == 0, had_one);
+  }).join();
+}
+
+TEST(MTest, AThreadsOwnSignalStackIsKept) {
+  std::thread([] {
+    static char mine[64 << 10];
+    stack_t st{};
+    st.ss_sp = mine;
+    st.ss_size = sizeof mine;
+    ASSERT_EQ(sigaltstack(&st, nullptr), 0);
+    M* m = getm();
+    EXPECT_FALSE(m->sigaltstack_installed);
+    ASSERT_EQ(sigaltstack(nullptr, &st), 0);
+    EXPECT_EQ(st.ss_sp, mine);
+    dropm();
+    ASSERT_EQ(sigaltstack(nullptr, &st), 0);
+    EXPECT_EQ(st.ss_sp, mine);  // Still the thread's own.
+    st.ss_flags = SS_DISABLE;
+    sigaltstack(&st, nullptr);
   }).join();
 }
 

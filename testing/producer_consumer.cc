@@ -52,7 +52,7 @@ constexpr unsigned char kMark = 0x5c;
 }  // namespace
 
 PassResult PassStacks(const StackDesign& d, int producers, int consumers,
-                      size_t queue, int64_t ops) {
+                      size_t queue, int64_t ops, size_t stack_size) {
   StackQueue q(queue);
   std::atomic<int64_t> left{ops};
   std::atomic<bool> ok{true};
@@ -63,7 +63,7 @@ PassResult PassStacks(const StackDesign& d, int producers, int consumers,
   for (int p = 0; p < producers; ++p) {
     ps.emplace_back([&] {
       while (left.fetch_sub(1, std::memory_order_relaxed) > 0) {
-        auto* s = static_cast<unsigned char*>(d.alloc(kFixedStack));
+        auto* s = static_cast<unsigned char*>(d.alloc(stack_size));
         if (s == nullptr) {
           ok = false;
           continue;
@@ -72,7 +72,7 @@ PassResult PassStacks(const StackDesign& d, int producers, int consumers,
         int64_t prev = peak.load(std::memory_order_relaxed);
         while (now > prev && !peak.compare_exchange_weak(prev, now)) {
         }
-        s[0] = s[kFixedStack - 1] = kMark;
+        s[0] = s[stack_size - 1] = kMark;
         q.Push(s);
       }
     });
@@ -81,9 +81,9 @@ PassResult PassStacks(const StackDesign& d, int producers, int consumers,
     cs.emplace_back([&] {
       while (void* p = q.Pop()) {
         auto* s = static_cast<unsigned char*>(p);
-        if (s[0] != kMark || s[kFixedStack - 1] != kMark) ok = false;
+        if (s[0] != kMark || s[stack_size - 1] != kMark) ok = false;
         live.fetch_sub(1, std::memory_order_relaxed);
-        d.free(p, kFixedStack);
+        d.free(p, stack_size);
       }
     });
   }
@@ -95,7 +95,7 @@ PassResult PassStacks(const StackDesign& d, int producers, int consumers,
   r.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
-  r.peak_live = static_cast<uint64_t>(peak.load()) * kFixedStack;
+  r.peak_live = static_cast<uint64_t>(peak.load()) * stack_size;
   return r;
 }
 

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/stack_sizes.h"
+
 namespace stackalloc {
 namespace baseline {
 
@@ -20,14 +22,15 @@ struct StackDesign {
 struct PassResult {
   bool ok = true;          // No stack refused or corrupted in transit.
   double seconds = 0;      // Wall time.
-  uint64_t peak_live = 0;  // Most FixedStack bytes allocated and not freed.
+  uint64_t peak_live = 0;  // Most stack bytes allocated and not freed.
 };
 
-// Passes `ops` FixedStack stacks from `producers` threads to `consumers`
-// threads through a queue of `queue` entries; each stack is written by its
-// producer and checked by its consumer.
+// Passes `ops` stacks of `stack_size` bytes from `producers` threads to
+// `consumers` threads through a queue of `queue` entries; each stack is
+// written at both ends by its producer and checked by its consumer.
 PassResult PassStacks(const StackDesign& design, int producers, int consumers,
-                      size_t queue, int64_t ops);
+                      size_t queue, int64_t ops,
+                      size_t stack_size = kFixedStack);
 
 }  // namespace baseline
 }  // namespace stackalloc

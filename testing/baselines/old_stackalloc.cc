@@ -13,6 +13,8 @@ namespace stackalloc {
 namespace baseline {
 namespace {
 
+void* OsChunk(void*, size_t n) { return SysAlloc(n); }
+
 // The seed's `static struct { Lock; FixAlloc; } stacks;` and the two mstats
 // fields it maintained. std::mutex, like Go's Lock, sleeps in the kernel
 // when contended.
@@ -28,9 +30,9 @@ struct {
 void* OldStackalloc(size_t n) {
   M* m = getm();
   if (m->curg() != m->g0()) Throw("stackalloc not on scheduler stack");
-  if (m->mallocing || m->gcing || n == kFixedStack) {
+  if (m->mallocing() || m->gcing() || n == kFixedStack) {
     std::lock_guard<std::mutex> l(stacks.lock);
-    if (stacks.alloc.size() == 0) stacks.alloc.Init(n, &SysAlloc);
+    if (stacks.alloc.size() == 0) stacks.alloc.Init(n, &OsChunk);
     if (stacks.alloc.size() != n) {
       RawPrintf("stackalloc: in malloc, size=%zu want %zu\n",
                 stacks.alloc.size(), n);
@@ -46,7 +48,7 @@ void* OldStackalloc(size_t n) {
 
 void OldStackfree(void* v, size_t n) {
   M* m = getm();
-  if (m->mallocing || m->gcing || n == kFixedStack) {
+  if (m->mallocing() || m->gcing() || n == kFixedStack) {
     std::lock_guard<std::mutex> l(stacks.lock);
     stacks.alloc.Free(v);
     stacks.stacks_inuse = stacks.alloc.inuse();

@@ -13,10 +13,12 @@ namespace stackalloc {
 namespace baseline {
 namespace {
 
+void* OsChunk(void*, size_t n) { return SysAlloc(n); }
+
 // One thread's share of the seed design: its m->stackalloc and its part of
 // mstats. Never freed, like an M.
 struct SeedM {
-  FixAlloc stackalloc{kFixedStack, &SysAlloc};
+  FixAlloc stackalloc{kFixedStack, &OsChunk};
   std::atomic<int64_t> inuse{0};
   std::atomic<int64_t> sys{0};
   SeedM* next = nullptr;
@@ -40,7 +42,7 @@ SeedM* Self() {
 void* SeedStackalloc(size_t n) {
   M* m = getm();
   if (m->curg() != m->g0()) Throw("stackalloc not on scheduler stack");
-  if (m->mallocing || m->gcing || n == kFixedStack) {
+  if (m->mallocing() || m->gcing() || n == kFixedStack) {
     if (n != kFixedStack) {
       RawPrintf("stackalloc: in malloc, size=%zu want %zu\n", kFixedStack, n);
       Throw("stackalloc");
@@ -59,7 +61,7 @@ void* SeedStackalloc(size_t n) {
 
 void SeedStackfree(void* v, size_t n) {
   M* m = getm();
-  if (m->mallocing || m->gcing || n == kFixedStack) {
+  if (m->mallocing() || m->gcing() || n == kFixedStack) {
     SeedM* s = Self();
     s->stackalloc.Free(v);
     s->inuse.store(s->inuse.load() - kFixedStack, std::memory_order_relaxed);

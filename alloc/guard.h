@@ -1,0 +1,49 @@
+// Guard pages: one page below every stack that faults when touched.
+//
+// Where the kernel has MADV_GUARD_INSTALL (Linux 6.13+), a guard is a marker
+// in the page tables of an existing mapping: it adds no mapping (so a million
+// guarded stacks fit under vm.max_map_count), survives MADV_DONTNEED of the
+// pages around and over it, and is installed once, when a slot is first
+// carved. Elsewhere (EINVAL) guards fall back to mprotect(PROT_NONE), which
+// splits the mapping: each costs up to two mappings, so they are given only
+// within a budget (SetGuardMappingBudget, default kDefaultGuardMappingBudget);
+// past it a stack is handed out without a guard, and counted.
+//
+// Thread-safe and lock-free.
+
+#ifndef ALLOC_GUARD_H_
+#define ALLOC_GUARD_H_
+
+#include <cstddef>
+
+namespace stackalloc {
+
+enum class GuardMethod {
+  kMadvise,   // MADV_GUARD_INSTALL: no mapping added.
+  kMprotect,  // mprotect(PROT_NONE): up to two mappings added.
+  kNone,      // No guard: the mprotect budget is spent, or the call failed.
+};
+
+// Mappings the mprotect fallback may add, by default: a quarter of Linux's
+// default vm.max_map_count (65,530), so the process keeps room for its own.
+inline constexpr size_t kDefaultGuardMappingBudget = 16384;
+
+// Makes the page at p (page-aligned, inside a read-write private mapping of
+// ours) a guard page.
+GuardMethod InstallGuard(void* p);
+
+// Sets the fallback's budget, in mappings; guards already made stay.
+void SetGuardMappingBudget(size_t mappings);
+
+// Mappings the fallback has added so far.
+size_t GuardMappingsUsed();
+
+namespace internal {
+// Tests: behave as a kernel without MADV_GUARD_INSTALL (true) or probe the
+// kernel again (false).
+void ForceGuardFallback(bool on);
+}  // namespace internal
+
+}  // namespace stackalloc
+
+#endif  // ALLOC_GUARD_H_

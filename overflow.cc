@@ -1,0 +1,94 @@
+#include "overflow.h"
+
+#include <signal.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "alloc/chunk.h"
+#include "base/throw.h"
+#include "sched/m.h"
+#include "stack_heap.h"
+
+namespace stackalloc {
+namespace internal {
+namespace {
+
+// The actions that were installed before ours, for faults that are not
+// ours. Written before our handler is installed, read only by it.
+struct sigaction previous_segv;
+struct sigaction previous_bus;
+
+std::atomic<bool> installed{false};
+
+[[noreturn]] void ReportOverflow(const ChunkRecord* rec, int slot,
+                                 uintptr_t fault) {
+  const uintptr_t lo = rec->StackAt(slot);
+  RawBuffer b;
+  b.Str("stack overflow: ").Udec(rec->stack_size).Str("-byte stack [");
+  b.Hex(lo).Str(", ").Hex(lo + rec->stack_size).Str(")");
+  M* m = tls_m;
+  if (m == UnboundM()) {
+    b.Str(" on a thread with no M");
+  } else {
+    b.Str(" on M ").Dec(m->id());
+    const G* g = m->curg();
+    if (g != nullptr && g != m->g0()) {
+      b.Str(", G ");
+      if (g->goid != 0) b.Dec(g->goid);
+    }
+  }
+  b.Str(" (fault at ").Hex(fault).Str(", ").Udec(lo - fault);
+  b.Str(" bytes below the stack)");
+  Throw(b.c_str());
+}
+
+// Hands a fault that is not ours to whoever had it before.
+void Chain(int sig, siginfo_t* info, void* context) {
+  const struct sigaction& prev = sig == SIGBUS ? previous_bus : previous_segv;
+  if ((prev.sa_flags & SA_SIGINFO) != 0 && prev.sa_sigaction != nullptr) {
+    prev.sa_sigaction(sig, info, context);
+    return;
+  }
+  if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+    prev.sa_handler(sig);
+    return;
+  }
+  // The default action: restore it and return; the faulting instruction
+  // runs again and the kernel delivers the signal as if we were not here.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, nullptr);
+}
+
+void OnFault(int sig, siginfo_t* info, void* context) {
+  const auto a = reinterpret_cast<uintptr_t>(info->si_addr);
+  const ChunkRecord* rec = TheChunkMap().Lookup(a);
+  const int slot = rec == nullptr ? -1 : rec->SlotOfGuard(a);
+  if (slot >= 0) ReportOverflow(rec, slot, a);
+  Chain(sig, info, context);
+}
+
+void Install(int sig, struct sigaction* previous) {
+  sigaction(sig, nullptr, previous);
+  struct sigaction sa {};
+  sa.sa_sigaction = &OnFault;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, nullptr);
+}
+
+}  // namespace
+
+void InstallOverflowHandler() {
+  if (installed.load(std::memory_order_acquire) ||
+      installed.exchange(true, std::memory_order_acq_rel)) {
+    return;
+  }
+  Install(SIGSEGV, &previous_segv);
+  Install(SIGBUS, &previous_bus);
+}
+
+}  // namespace internal
+}  // namespace stackalloc

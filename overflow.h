@@ -1,0 +1,27 @@
+// The stack overflow report (private to //:stackalloc).
+//
+// A SIGSEGV or SIGBUS whose address lies in one of our guard pages dies with
+// "fatal error: stack overflow: <size>-byte stack [<lo>, <hi>) on M <id>",
+// followed by ", G <goid>" where the thread runs a G its runtime numbered,
+// and the fault address. Any other fault goes to the handler that was
+// installed before ours, or to the default action, so a user's handler and
+// the sanitizers' keep working.
+//
+// The handler runs on the alternate signal stack every M gives its thread
+// (sched/m.h), takes no lock and allocates nothing: the lookup from the
+// fault address to the stack is two loads in the ChunkMap and a division.
+
+#ifndef OVERFLOW_H_
+#define OVERFLOW_H_
+
+namespace stackalloc {
+namespace internal {
+
+// Installs the handler for SIGSEGV and SIGBUS, once (later calls return at
+// once). Thread-safe. Called when the first guarded chunk is made.
+void InstallOverflowHandler();
+
+}  // namespace internal
+}  // namespace stackalloc
+
+#endif  // OVERFLOW_H_
