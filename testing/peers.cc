@@ -17,26 +17,8 @@ std::vector<std::string>& Notes() {
 
 }  // namespace
 
-namespace internal {
-void Register(const std::string& name, void (*pair)(benchmark::State&),
-              void (*window)(benchmark::State&)) {
-  for (auto [group, fn] : {std::pair{"pair/", pair}, {"window3/", window}}) {
-    auto* b = benchmark::RegisterBenchmark((group + name).c_str(), fn);
-    for (int t : {1, 2, 4, 8, 16}) b->Threads(t);
-    b->UseRealTime()->Unit(benchmark::kNanosecond);
-  }
-}
-}  // namespace internal
-
 void RegisterUnavailable(const std::string& name, const std::string& why) {
-  auto* fail = +[](benchmark::State& state, std::string reason) {
-    state.SkipWithError(reason.c_str());
-    for (auto _ : state) {
-    }
-  };
-  for (const char* group : {"pair/", "window3/"}) {
-    benchmark::RegisterBenchmark((group + name).c_str(), fail, why);
-  }
+  baseline::RegisterUnavailable(name, why);
   Notes().push_back(name + " did not run: " + why);
 }
 

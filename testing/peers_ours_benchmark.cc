@@ -7,11 +7,10 @@
 #include <cstddef>
 
 #include "absl/base/attributes.h"
+#include "base/stack_sizes.h"
 #include "boost/context/pooled_fixedsize_stack.hpp"
 #include "boost/context/stack_context.hpp"
-#include "stackalloc.h"
-#include "testing/baselines/bare_free_list.h"
-#include "testing/baselines/old_stackalloc.h"
+#include "testing/contenders.h"
 #include "testing/peers.h"
 
 // glibc's own allocator under names no malloc replacement is supposed to
@@ -23,22 +22,9 @@ namespace stackalloc {
 namespace peers {
 namespace {
 
-struct Ours {
-  void* Alloc() { return stackalloc(kFixedStack); }
-  void Free(void* v) { stackfree(v, kFixedStack); }
-};
-
-// The physical limit: a thread-local free list, called out of line.
-struct Bare {
-  void* Alloc() { return baseline::BareAlloc(); }
-  void Free(void* v) { baseline::BareFree(v); }
-};
-
-// The seed's design: one FixAlloc behind a global lock.
-struct Old {
-  void* Alloc() { return baseline::OldStackalloc(kFixedStack); }
-  void Free(void* v) { baseline::OldStackfree(v, kFixedStack); }
-};
+using baseline::Bare;
+using baseline::Old;
+using baseline::Ours;
 
 struct Glibc {
   void* Alloc() { return __libc_malloc(kFixedStack); }
