@@ -8,14 +8,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "proc/proc.h"
+
 namespace stackalloc {
 namespace baseline {
-
-// A stack allocator under test: stackalloc/stackfree or a baseline.
-struct StackDesign {
-  void* (*alloc)(size_t n);
-  void (*free)(void* v, size_t n);
-};
 
 struct PassResult {
   bool ok = true;          // No stack refused or corrupted in transit.
@@ -25,9 +21,11 @@ struct PassResult {
 
 // Passes `ops` FixedStack stacks from `producers` threads to `consumers`
 // threads through a queue of `queue` entries; each stack is written by its
-// producer and checked by its consumer.
-PassResult PassStacks(const StackDesign& design, int producers, int consumers,
-                      size_t queue, int64_t ops);
+// producer and checked by its consumer. `design` is the allocator under test
+// (stackalloc / stackfree, or a baseline), called as a runtime would call
+// its stack source: only with n == kFixedStack, on threads that are not Gs.
+PassResult PassStacks(const proc::StackSource& design, int producers,
+                      int consumers, size_t queue, int64_t ops);
 
 }  // namespace baseline
 }  // namespace stackalloc

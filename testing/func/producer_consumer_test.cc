@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "gtest/gtest.h"
+#include "proc/proc.h"
 #include "sched/m.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
@@ -17,13 +18,12 @@ namespace stackalloc {
 namespace {
 
 using baseline::PassStacks;
-using baseline::StackDesign;
 
 constexpr int kProducers = 2;
 constexpr int kConsumers = 2;
 constexpr size_t kQueue = 64;
 
-bool RunDesign(const StackDesign& d, int64_t ops) {
+bool RunDesign(const proc::StackSource& d, int64_t ops) {
   return PassStacks(d, kProducers, kConsumers, kQueue, ops).ok;
 }
 
