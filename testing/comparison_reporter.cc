@@ -43,12 +43,12 @@ void ComparisonReporter::ReportRuns(const std::vector<Run>& runs) {
     }
     // Google Benchmark already divides the wall time of a threaded run by
     // the iterations of all its threads together.
-    AddCell(name.substr(0, slash), name.substr(slash + 1), Threads(run),
+    AddCell(name.substr(0, slash), name.substr(slash + 1), ThreadsOf(run),
             std::move(repetition));
   }
 }
 
-int ComparisonReporter::Threads(const Run& run) const {
+int ComparisonReporter::ThreadsOf(const Run& run) const {
   if (!threads_arg_.empty()) {
     // Arguments read "name:value/name:value".
     std::istringstream args(run.run_name.args);

@@ -31,6 +31,7 @@
 #include <map>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "benchmark/benchmark.h"
@@ -100,7 +101,7 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
     // threads -> contender -> each repetition.
     std::map<int, std::map<std::string, std::vector<Repetition>>> runs;
   };
-  int Threads(const Run& run) const;
+  int ThreadsOf(const Run& run) const;
   void AddCell(const std::string& group, const std::string& contender,
                int threads, Repetition repetition);
   void PrintRowPerThreadCount(const Group& g, std::ostream& out) const;
