@@ -1,8 +1,9 @@
 """Compiler flags and rule macros for stackalloc's own targets.
 
-Every C++ target of ours goes through these macros, so the warnings (errors
-for our code only; external code is silenced by .bazelrc) and the test
-defaults are said once.
+Every target of ours goes through these macros, so the warnings (errors for
+our code only; external code is silenced by .bazelrc), the file a target is
+built from (named after it), the test defaults and what makes a benchmark
+are said once.
 """
 
 STACKALLOC_COPTS = [
@@ -17,9 +18,19 @@ STACKALLOC_COPTS = [
 
 STACKALLOC_TEST_COPTS = STACKALLOC_COPTS
 
-def stackalloc_cc_library(name, copts = [], **kwargs):
-    """A cc_library with our warnings."""
-    native.cc_library(name = name, copts = STACKALLOC_COPTS + copts, **kwargs)
+def stackalloc_cc_library(name, srcs = None, hdrs = None, copts = [], **kwargs):
+    """A cc_library with our warnings.
+
+    Of `name`.h, and `name`.cc if there is one, unless srcs or hdrs say
+    otherwise (one library per header, named after it).
+    """
+    native.cc_library(
+        name = name,
+        srcs = srcs if srcs != None else native.glob([name + ".cc"], allow_empty = True),
+        hdrs = hdrs if hdrs != None else [name + ".h"],
+        copts = STACKALLOC_COPTS + copts,
+        **kwargs
+    )
 
 def stackalloc_cc_test(name, srcs = None, deps = [], copts = [], gtest_main = True, **kwargs):
     """A cc_test of `name`.cc (unless srcs says otherwise), with GoogleTest's main."""
@@ -37,6 +48,16 @@ def stackalloc_cc_benchmark(name, srcs = None, tags = [], **kwargs):
         name = name,
         srcs = srcs if srcs != None else [name + ".cc"],
         copts = STACKALLOC_COPTS,
+        testonly = True,
+        tags = tags + ["benchmark"],
+        **kwargs
+    )
+
+def stackalloc_sh_benchmark(name, srcs = None, tags = [], **kwargs):
+    """A benchmark script (`name`.sh unless srcs says otherwise): testonly and tagged like the binaries."""
+    native.sh_binary(
+        name = name,
+        srcs = srcs if srcs != None else [name + ".sh"],
         testonly = True,
         tags = tags + ["benchmark"],
         **kwargs

@@ -7,12 +7,15 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <utility>
 
 namespace stackalloc {
 namespace baseline {
 namespace {
 
-double Median(std::vector<double> v) {
+double Median(const std::vector<ComparisonReporter::Repetition>& runs) {
+  std::vector<double> v;
+  for (const auto& r : runs) v.push_back(r.ns_per_op);
   std::sort(v.begin(), v.end());
   size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
@@ -34,16 +37,34 @@ void ComparisonReporter::ReportRuns(const std::vector<Run>& runs) {
     if (ops != run.counters.end() && ops->second.value > 0) {
       ns /= ops->second.value;
     }
+    Repetition repetition{ns, {}};
+    for (const auto& [counter, value] : run.counters) {
+      repetition.counters[counter] = value.value;
+    }
     // Google Benchmark already divides the wall time of a threaded run by
     // the iterations of all its threads together.
-    AddCell(name.substr(0, slash), name.substr(slash + 1),
-            static_cast<int>(run.threads), ns);
+    AddCell(name.substr(0, slash), name.substr(slash + 1), ThreadsOf(run),
+            std::move(repetition));
   }
+}
+
+int ComparisonReporter::ThreadsOf(const Run& run) const {
+  if (!threads_arg_.empty()) {
+    // Arguments read "name:value/name:value".
+    std::istringstream args(run.run_name.args);
+    const std::string prefix = threads_arg_ + ":";
+    for (std::string arg; std::getline(args, arg, '/');) {
+      if (arg.compare(0, prefix.size(), prefix) == 0) {
+        return atoi(arg.c_str() + prefix.size());
+      }
+    }
+  }
+  return static_cast<int>(run.threads);
 }
 
 void ComparisonReporter::AddCell(const std::string& group,
                                  const std::string& contender, int threads,
-                                 double ns_per_op) {
+                                 Repetition repetition) {
   auto [it, inserted] = groups_.try_emplace(group);
   if (inserted) group_order_.push_back(group);
   Group& g = it->second;
@@ -51,7 +72,7 @@ void ComparisonReporter::AddCell(const std::string& group,
       g.contenders.end()) {
     g.contenders.push_back(contender);
   }
-  g.ns_per_op[threads][contender].push_back(ns_per_op);
+  g.runs[threads][contender].push_back(std::move(repetition));
 }
 
 void ComparisonReporter::SetCaption(const std::string& group,
@@ -70,10 +91,20 @@ double ComparisonReporter::NsPerOp(const std::string& group,
                                    int threads) const {
   auto g = groups_.find(group);
   if (g == groups_.end()) return -1;
-  auto row = g->second.ns_per_op.find(threads);
-  if (row == g->second.ns_per_op.end()) return -1;
+  auto row = g->second.runs.find(threads);
+  if (row == g->second.runs.end()) return -1;
   auto cell = row->second.find(contender);
   return cell == row->second.end() ? -1 : Median(cell->second);
+}
+
+std::vector<ComparisonReporter::Repetition> ComparisonReporter::Repetitions(
+    const std::string& group, const std::string& contender, int threads) const {
+  auto g = groups_.find(group);
+  if (g == groups_.end()) return {};
+  auto row = g->second.runs.find(threads);
+  if (row == g->second.runs.end()) return {};
+  auto cell = row->second.find(contender);
+  return cell == row->second.end() ? std::vector<Repetition>{} : cell->second;
 }
 
 void ComparisonReporter::PrintTables(std::ostream& out) const {
@@ -108,7 +139,7 @@ void ComparisonReporter::PrintRowPerThreadCount(const Group& g,
     out << buf;
   }
   out << "\n";
-  for (const auto& [threads, cells] : g.ns_per_op) {
+  for (const auto& [threads, cells] : g.runs) {
     snprintf(buf, sizeof(buf), "%7d", threads);
     out << buf;
     for (const auto& c : g.contenders) {
@@ -146,7 +177,7 @@ void ComparisonReporter::PrintRowPerContender(const Group& g,
   char buf[64];
   snprintf(buf, sizeof(buf), "%-*s", name_width, "threads");
   out << buf;
-  for (const auto& [threads, cells] : g.ns_per_op) {
+  for (const auto& [threads, cells] : g.runs) {
     snprintf(buf, sizeof(buf), "%*d", kCell, threads);
     out << buf;
   }
@@ -154,7 +185,7 @@ void ComparisonReporter::PrintRowPerContender(const Group& g,
   for (const auto& c : g.contenders) {
     snprintf(buf, sizeof(buf), "%-*s", name_width, c.c_str());
     out << buf;
-    for (const auto& [threads, cells] : g.ns_per_op) {
+    for (const auto& [threads, cells] : g.runs) {
       auto it = cells.find(c);
       auto ref = cells.find(reference_);
       std::string cell = "-";
@@ -184,11 +215,11 @@ void ComparisonReporter::WriteCells(std::ostream& out) const {
   for (const std::string& name : group_order_) {
     const Group& g = groups_.at(name);
     for (const auto& c : g.contenders) {
-      for (const auto& [threads, cells] : g.ns_per_op) {
+      for (const auto& [threads, cells] : g.runs) {
         auto it = cells.find(c);
         if (it == cells.end()) continue;
-        for (double v : it->second) {
-          snprintf(ns, sizeof(ns), "%.17g", v);
+        for (const Repetition& r : it->second) {
+          snprintf(ns, sizeof(ns), "%.17g", r.ns_per_op);
           out << "cell\t" << name << "\t" << c << "\t" << threads << "\t" << ns
               << "\n";
         }
@@ -214,7 +245,7 @@ bool ComparisonReporter::ReadCells(std::istream& in) {
       long threads = strtol(f[3].c_str(), &end_threads, 10);
       double ns = strtod(f[4].c_str(), &end_ns);
       if (*end_threads != '\0' || *end_ns != '\0') return false;
-      AddCell(f[1], f[2], static_cast<int>(threads), ns);
+      AddCell(f[1], f[2], static_cast<int>(threads), {ns, {}});
     } else if (f.size() == 3 && f[0] == "caption") {
       SetCaption(f[1], f[2]);
     } else if (f.size() == 2 && f[0] == "note") {
@@ -226,22 +257,32 @@ bool ComparisonReporter::ReadCells(std::istream& in) {
   return true;
 }
 
-int RunComparison(int argc, char** argv, ComparisonReporter& reporter) {
-  constexpr char kCellsOut[] = "--comparison_cells_out=";
-  std::string cells_out;
+std::string TakeFlag(int& argc, char** argv, const char* prefix) {
+  const size_t n = strlen(prefix);
+  std::string value;
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
-    if (strncmp(argv[i], kCellsOut, strlen(kCellsOut)) == 0) {
-      cells_out = argv[i] + strlen(kCellsOut);
+    if (strncmp(argv[i], prefix, n) == 0) {
+      value = argv[i] + n;
     } else {
       argv[kept++] = argv[i];
     }
   }
   argc = kept;
+  return value;
+}
+
+bool RunBenchmarks(int& argc, char** argv, ComparisonReporter& reporter) {
   benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return false;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
+  return true;
+}
+
+int RunComparison(int argc, char** argv, ComparisonReporter& reporter) {
+  std::string cells_out = TakeFlag(argc, argv, "--comparison_cells_out=");
+  if (!RunBenchmarks(argc, argv, reporter)) return 1;
   if (cells_out.empty()) {
     reporter.PrintTables(std::cout);
     return 0;

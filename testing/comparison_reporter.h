@@ -17,6 +17,11 @@
 // merged with WriteCells() in each and ReadCells() in one; RunComparison()
 // does the writing when given --comparison_cells_out=<path>.
 //
+// A benchmark that prints a table of its own reads the parsed runs back with
+// Repetitions(); one whose threads are not Google Benchmark's (the Ms of a
+// fiber runtime, say) names the argument that counts them with
+// set_threads_arg().
+//
 // Not thread-safe (Google Benchmark reports from one thread).
 
 #ifndef TESTING_COMPARISON_REPORTER_H_
@@ -26,6 +31,7 @@
 #include <map>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "benchmark/benchmark.h"
@@ -45,6 +51,13 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
 
   void ReportRuns(const std::vector<Run>& runs) override;
 
+  // One reported run of a contender at a thread count.
+  struct Repetition {
+    double ns_per_op;
+    // The run's user counters; empty for cells read with ReadCells().
+    std::map<std::string, double> counters;
+  };
+
   // A line printed under the group's table heading, e.g. what an op is.
   void SetCaption(const std::string& group, std::string caption);
 
@@ -52,6 +65,11 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
   // column) instead of one row per thread count; narrower when there are
   // many contenders.
   void set_row_per_contender(bool on) { row_per_contender_ = on; }
+
+  // Takes a run's thread count from its argument `arg` (the run
+  // "StackGrowth/old/procs:4" counts as 4 threads with "procs") instead of
+  // Google Benchmark's threads; a run without that argument keeps its own.
+  void set_threads_arg(std::string arg) { threads_arg_ = std::move(arg); }
 
   // A line printed after the tables (carried by WriteCells/ReadCells);
   // a repeated note is printed once.
@@ -65,6 +83,12 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
   double NsPerOp(const std::string& group, const std::string& contender,
                  int threads) const;
 
+  // Every repetition of one contender at one thread count, in the order
+  // reported; empty if it did not run.
+  std::vector<Repetition> Repetitions(const std::string& group,
+                                      const std::string& contender,
+                                      int threads) const;
+
   // Writes every cell (and note) in a line format that ReadCells() adds to
   // another reporter, keeping the order of first report.
   void WriteCells(std::ostream& out) const;
@@ -74,21 +98,33 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
  private:
   struct Group {
     std::vector<std::string> contenders;  // In order of first report.
-    // threads -> contender -> ns/op of each repetition.
-    std::map<int, std::map<std::string, std::vector<double>>> ns_per_op;
+    // threads -> contender -> each repetition.
+    std::map<int, std::map<std::string, std::vector<Repetition>>> runs;
   };
+  int ThreadsOf(const Run& run) const;
   void AddCell(const std::string& group, const std::string& contender,
-               int threads, double ns_per_op);
+               int threads, Repetition repetition);
   void PrintRowPerThreadCount(const Group& g, std::ostream& out) const;
   void PrintRowPerContender(const Group& g, std::ostream& out) const;
 
   std::string reference_;
   bool row_per_contender_ = false;
+  std::string threads_arg_;
   std::vector<std::string> group_order_;
   std::map<std::string, Group> groups_;
   std::map<std::string, std::string> captions_;
   std::vector<std::string> notes_;
 };
+
+// Removes every "<prefix><value>" (prefix "--my_flag=", say) from argv, so
+// that Google Benchmark does not reject it, and returns the last value, or
+// "" if there was none.
+std::string TakeFlag(int& argc, char** argv, const char* prefix);
+
+// Runs every registered benchmark with the flags in argv (Google Benchmark's
+// main() without the printing), reporting to `reporter`. Returns false,
+// having run nothing, on a flag Google Benchmark does not know.
+bool RunBenchmarks(int& argc, char** argv, ComparisonReporter& reporter);
 
 // Runs every registered benchmark with the flags in argv, then prints the
 // tables. Returns the process exit code. A main() for comparison binaries.

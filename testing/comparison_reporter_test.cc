@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "benchmark/benchmark.h"
 #include "gtest/gtest.h"
 
 namespace stackalloc {
@@ -92,6 +93,44 @@ TEST_F(ComparisonReporterTest, MergesCellsOfSeveralReporters) {
             "theirs    10.00 (3.33x)               -\n"
             "\n"
             "first: malloc is libc.so.6\n");
+}
+
+TEST_F(ComparisonReporterTest, CountsThreadsByAnArgumentWhenTold) {
+  reporter_.set_threads_arg("procs");
+  BenchmarkRun old = MakeRun("StackGrowth/old", 1, 800, 100);
+  old.run_name.args = "procs:4";
+  old.counters["segs/op"] = benchmark::Counter(3);
+  BenchmarkRun faster = old;
+  faster.real_accumulated_time /= 2;
+  faster.counters["segs/op"] = benchmark::Counter(2.5);
+  BenchmarkRun other = MakeRun("StackGrowth/new", 1, 100, 100);
+  other.run_name.args = "depth:10/procs:16";
+  reporter_.ReportRuns({old, faster, other, MakeRun("pair/ours", 2, 600, 100)});
+
+  EXPECT_LT(reporter_.NsPerOp("StackGrowth", "old", 1), 0);
+  EXPECT_DOUBLE_EQ(reporter_.NsPerOp("StackGrowth", "new", 16), 1);
+  EXPECT_DOUBLE_EQ(reporter_.NsPerOp("pair", "ours", 2), 6);  // No procs.
+  std::vector<ComparisonReporter::Repetition> runs =
+      reporter_.Repetitions("StackGrowth", "old", 4);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_DOUBLE_EQ(runs[0].ns_per_op, 8);
+  EXPECT_DOUBLE_EQ(runs[0].counters.at("segs/op"), 3);
+  EXPECT_DOUBLE_EQ(runs[1].ns_per_op, 4);
+  EXPECT_DOUBLE_EQ(runs[1].counters.at("segs/op"), 2.5);
+  EXPECT_TRUE(reporter_.Repetitions("StackGrowth", "old", 16).empty());
+  EXPECT_TRUE(reporter_.Repetitions("StackGrowth", "frames", 4).empty());
+}
+
+TEST(TakeFlagTest, RemovesEveryOccurrenceAndReturnsTheLast) {
+  char arg0[] = "benchmark", a[] = "--go_output=a", b[] = "--benchmark_x=1",
+       c[] = "--go_output=c";
+  char* argv[] = {arg0, a, b, c, nullptr};
+  int argc = 4;
+  EXPECT_EQ(TakeFlag(argc, argv, "--go_output="), "c");
+  ASSERT_EQ(argc, 2);
+  EXPECT_STREQ(argv[1], "--benchmark_x=1");
+  EXPECT_EQ(TakeFlag(argc, argv, "--go_output="), "");
+  EXPECT_EQ(argc, 2);
 }
 
 TEST_F(ComparisonReporterTest, RejectsMalformedCells) {

@@ -12,49 +12,52 @@
 #include <cstring>
 
 #include "absl/base/attributes.h"
-#include "stackalloc.h"
-#include "testing/baselines/bare_free_list.h"
-#include "testing/baselines/old_stackalloc.h"
+#include "testing/contenders.h"
 
 namespace stackalloc {
+namespace baseline {
 namespace {
 
 constexpr long kPairs = 1000000;
 
-template <void* (*Alloc)(), void (*Free)(void*)>
+template <typename Contender>
 ABSL_ATTRIBUTE_NOINLINE void RunPairs(long n) {
+  Contender c;
   for (long i = 0; i < n; ++i) {
-    void* p = Alloc();
+    void* p = c.Alloc();
     asm volatile("" : : "r"(p) : "memory");  // Keep p, like DoNotOptimize.
-    Free(p);
+    c.Free(p);
   }
 }
 
-void* OursAlloc() { return stackalloc(kFixedStack); }
-void OursFree(void* p) { stackfree(p, kFixedStack); }
-void* OldAlloc() { return baseline::OldStackalloc(kFixedStack); }
-void OldFree(void* p) { baseline::OldStackfree(p, kFixedStack); }
+// One pair outside the collected function: binds the M, fills caches.
+template <typename Contender>
+void WarmUp() {
+  Contender c;
+  c.Free(c.Alloc());
+}
 
 }  // namespace
+}  // namespace baseline
 }  // namespace stackalloc
 
 int main(int argc, char** argv) {
-  using namespace stackalloc;  // NOLINT(build/namespaces)
+  using namespace stackalloc::baseline;  // NOLINT(build/namespaces)
   const char* which = argc > 1 ? argv[1] : "ours";
   void (*run)(long) = nullptr;
+  void (*warm_up)() = &WarmUp<Ours>;  // Old, too, wants a bound M.
   if (strcmp(which, "ours") == 0) {
-    run = &RunPairs<&OursAlloc, &OursFree>;
+    run = &RunPairs<Ours>;
   } else if (strcmp(which, "bare") == 0) {
-    run = &RunPairs<&baseline::BareAlloc, &baseline::BareFree>;
+    run = &RunPairs<Bare>;
+    warm_up = &WarmUp<Bare>;
   } else if (strcmp(which, "old") == 0) {
-    run = &RunPairs<&OldAlloc, &OldFree>;
+    run = &RunPairs<Old>;
   } else {
     fprintf(stderr, "usage: %s ours|bare|old\n", argv[0]);
     return 2;
   }
-  // Warm-up outside the collected function: binds the M, fills caches.
-  void* p = which[0] == 'b' ? baseline::BareAlloc() : OursAlloc();
-  which[0] == 'b' ? baseline::BareFree(p) : OursFree(p);
+  warm_up();
   run(kPairs);
   printf("%s: %ld pairs; instructions per pair = collected Ir / %ld\n", which,
          kPairs, kPairs);

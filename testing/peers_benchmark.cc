@@ -5,11 +5,12 @@
 //   ours          stackalloc / stackfree
 //   bare          a bare thread-local free list, out of line (the limit)
 //   old           the seed's design: one FixAlloc behind a global lock
-//   glibc         __libc_malloc / __libc_free
+//   glibc         malloc / free of a process on glibc's malloc
 //   boost_pooled  Boost.Context pooled_fixedsize_stack, one per thread
-//   tcmalloc      tc_malloc / tc_free (gperftools, tcmalloc_minimal)
-//   jemalloc      mallocx / dallocx
-//   mimalloc      mi_malloc / mi_free
+//   tcmalloc      malloc / free of a process on tcmalloc (gperftools,
+//                 tcmalloc_minimal)
+//   jemalloc      malloc / free of a process on jemalloc
+//   mimalloc      malloc / free of a process on mimalloc
 //
 //   bazel run -c opt //testing:peers_benchmark [-- --benchmark_* flags]
 //
@@ -24,10 +25,11 @@
 // their symbols apart, but all three are built with initial-exec TLS
 // (STATIC_TLS): dlopen of libjemalloc.so.2 fails outright ("cannot allocate
 // memory in static TLS block"), and the others would run as a second malloc
-// beside the real one, which is not how they are deployed. So each
-// replacement runs in a binary of its own, where it is the process's malloc
-// from the first allocation on; ours and the peers that do not replace
-// malloc run in a binary with glibc's malloc.
+// beside the real one, which is not how they are deployed. So one source,
+// peers_process.cc, is built into one binary per malloc
+// (peers_<malloc>_benchmark, linked with cc_binary's `malloc`), where that
+// allocator is the process's malloc from the first allocation on; ours and
+// the peers that do not replace malloc run in the glibc one.
 // This driver runs those binaries one after another (never concurrently),
 // passing its flags through, collects their cells and prints ONE table.
 // Each binary notes which library serves its malloc under the table.
@@ -50,6 +52,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -64,13 +67,16 @@ namespace {
 
 using ::bazel::tools::cpp::runfiles::Runfiles;
 
-// In the order their columns appear; the first has the reference ("ours").
-constexpr const char* kBinaries[] = {
-    "peers_ours_benchmark",
-    "peers_tcmalloc_benchmark",
-    "peers_jemalloc_benchmark",
-    "peers_mimalloc_benchmark",
-};
+// The per-malloc binaries, separated by commas, from BUILD; in the order
+// their contenders appear, the first with the reference ("ours").
+constexpr char kBinaries[] = PEERS_BINARIES;
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> words;
+  std::istringstream in(s);
+  for (std::string w; std::getline(in, w, ',');) words.push_back(w);
+  return words;
+}
 
 // Runs `path` with `args` and --comparison_cells_out, adds its cells to
 // `reporter`. Returns false, with a note on the table, if it failed.
@@ -143,11 +149,9 @@ int Main(int argc, char** argv) {
   reporter.set_row_per_contender(true);
   bool ok = true;
   for (int round = 1; round <= rounds; ++round) {
-    for (const char* name : kBinaries) {
-      std::string path =
-          runfiles->Rlocation(std::string("stackalloc/testing/") + name);
-      std::string title = std::string(name) + ", round " +
-                          std::to_string(round) + " of " +
+    for (const std::string& name : Split(kBinaries)) {
+      std::string path = runfiles->Rlocation("stackalloc/testing/" + name);
+      std::string title = name + ", round " + std::to_string(round) + " of " +
                           std::to_string(rounds);
       ok = RunOne(title, path, args, reporter) && ok;
     }

@@ -51,7 +51,7 @@ constexpr unsigned char kMark = 0x5c;
 
 }  // namespace
 
-PassResult PassStacks(const StackDesign& d, int producers, int consumers,
+PassResult PassStacks(const proc::StackSource& d, int producers, int consumers,
                       size_t queue, int64_t ops, size_t stack_size) {
   StackQueue q(queue);
   std::atomic<int64_t> left{ops};

@@ -9,15 +9,10 @@
 #include <cstdint>
 
 #include "base/stack_sizes.h"
+#include "proc/proc.h"
 
 namespace stackalloc {
 namespace baseline {
-
-// A stack allocator under test: stackalloc/stackfree or a baseline.
-struct StackDesign {
-  void* (*alloc)(size_t n);
-  void (*free)(void* v, size_t n);
-};
 
 struct PassResult {
   bool ok = true;          // No stack refused or corrupted in transit.
@@ -27,9 +22,12 @@ struct PassResult {
 
 // Passes `ops` stacks of `stack_size` bytes from `producers` threads to
 // `consumers` threads through a queue of `queue` entries; each stack is
-// written at both ends by its producer and checked by its consumer.
-PassResult PassStacks(const StackDesign& design, int producers, int consumers,
-                      size_t queue, int64_t ops,
+// written at both ends by its producer and checked by its consumer. `design`
+// is the allocator under test (stackalloc / stackfree, or a baseline),
+// called as a runtime would call its stack source: on threads that are not
+// Gs.
+PassResult PassStacks(const proc::StackSource& design, int producers,
+                      int consumers, size_t queue, int64_t ops,
                       size_t stack_size = kFixedStack);
 
 }  // namespace baseline

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "alloc/fix_alloc.h"
+#include "proc/proc.h"
 #include "sched/m.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
@@ -37,7 +38,7 @@ struct Row {
 };
 
 template <typename ReadSys>
-Row Measure(const baseline::StackDesign& d, int64_t ops, ReadSys read_sys) {
+Row Measure(const proc::StackSource& d, int64_t ops, ReadSys read_sys) {
   std::atomic<bool> done{false};
   uint64_t peak_sys = read_sys();
   std::thread sampler([&] {
@@ -92,9 +93,9 @@ int main() {
     Print("seed", ops,
           Measure({&baseline::SeedStackalloc, &baseline::SeedStackfree}, ops,
                   [] { return baseline::ReadSeedMemStats().stacks_sys; }));
-    Print("ours", ops,
-          Measure({&stackalloc::stackalloc, &stackalloc::stackfree}, ops,
-                  [] { return ReadMemStats().stacks_sys; }));
+    Print("ours", ops, Measure(proc::kDefaultStackSource, ops, [] {
+            return ReadMemStats().stacks_sys;
+          }));
   }
   return 0;
 }

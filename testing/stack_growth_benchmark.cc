@@ -19,15 +19,15 @@
 
 #include <cmath>
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
-#include <vector>
 
 #include "benchmark/benchmark.h"
 #include "proc/proc.h"
+#include "testing/comparison_reporter.h"
 #include "testing/stack_growth.h"
 
 namespace stackalloc {
@@ -106,44 +106,23 @@ struct Cell {
   double segs = -1;
 };
 
-// Console output as usual, and the best ns/op per pool and procs.
-class Reporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& run : runs) {
-      if (run.error_occurred || run.run_type != Run::RT_Iteration) continue;
-      // "StackGrowth/old" with args "procs:4".
-      const std::string& name = run.run_name.function_name;
-      std::string pool = name.substr(name.find('/') + 1);
-      int procs = atoi(run.run_name.args.c_str() + strlen("procs:"));
-      double ns = run.GetAdjustedRealTime() *
-                  benchmark::GetTimeUnitMultiplier(benchmark::kNanosecond) /
-                  benchmark::GetTimeUnitMultiplier(run.time_unit);
-      Cell& c = cells_[pool][procs];
-      if (c.ns < 0 || ns < c.ns) {
-        c.ns = ns;
-        auto it = run.counters.find("segs/op");
-        if (it != run.counters.end()) c.segs = it->second.value;
-      }
-      auto cpu = run.counters.find("cpu_ns/op");
-      if (cpu != run.counters.end() &&
-          (c.cpu_ns < 0 || cpu->second.value < c.cpu_ns)) {
-        c.cpu_ns = cpu->second.value;
-      }
+// The best run of a pool at `procs`: least ns/op, with its segs/op, and the
+// least CPU time per op of any run.
+Cell Best(const ComparisonReporter& r, const std::string& pool, int procs) {
+  Cell c;
+  for (const auto& run : r.Repetitions("StackGrowth", pool, procs)) {
+    if (c.ns < 0 || run.ns_per_op < c.ns) {
+      c.ns = run.ns_per_op;
+      auto it = run.counters.find("segs/op");
+      if (it != run.counters.end()) c.segs = it->second;
+    }
+    auto cpu = run.counters.find("cpu_ns/op");
+    if (cpu != run.counters.end() && (c.cpu_ns < 0 || cpu->second < c.cpu_ns)) {
+      c.cpu_ns = cpu->second;
     }
   }
-
-  Cell Get(const std::string& pool, int procs) const {
-    auto p = cells_.find(pool);
-    if (p == cells_.end()) return {};
-    auto c = p->second.find(procs);
-    return c == p->second.end() ? Cell{} : c->second;
-  }
-
- private:
-  std::map<std::string, std::map<int, Cell>> cells_;
-};
+  return c;
+}
 
 // Best ns/op of each "BenchmarkStackGrowth[-procs]" line of `go test -bench`.
 std::map<int, double> ReadGoOutput(const std::string& path) {
@@ -185,7 +164,7 @@ std::string Delta(double old_ns, double new_ns) {
   return buf;
 }
 
-void PrintTable(const Reporter& r, const std::map<int, double>& go) {
+void PrintTable(const ComparisonReporter& r, const std::map<int, double>& go) {
   printf(
       "\nBenchmarkStackGrowth: ns/op = wall time / stackGrowthRecursive(10) "
       "calls; best of the repetitions\n");
@@ -195,8 +174,8 @@ void PrintTable(const Reporter& r, const std::map<int, double>& go) {
   for (int procs : kProcs) {
     std::string name = "BenchmarkStackGrowth";
     if (procs != 1) name += "-" + std::to_string(procs);
-    Cell o = r.Get("old", procs);
-    Cell n = r.Get("new", procs);
+    Cell o = Best(r, "old", procs);
+    Cell n = Best(r, "new", procs);
     auto g = go.find(procs);
     double gns = g == go.end() ? -1 : g->second;
     bool on = o.ns > 0 && n.ns >= 0;
@@ -211,8 +190,8 @@ void PrintTable(const Reporter& r, const std::map<int, double>& go) {
   printf(
       "(old/new, new/go: ratios of ns/op; cpu: process CPU time / N, all Ms "
       "together)\n");
-  Cell f = r.Get("frames", 1);
-  Cell n1 = r.Get("new", 1);
+  Cell f = Best(r, "frames", 1);
+  Cell n1 = Best(r, "new", 1);
   if (f.cpu_ns > 0 && n1.cpu_ns > 0) {
     printf(
         "\nCPU time per op at 1 proc: %.2f ns on a thread's own stack (the "
@@ -237,17 +216,7 @@ void PrintTable(const Reporter& r, const std::map<int, double>& go) {
 
 int main(int argc, char** argv) {
   using namespace stackalloc::baseline;  // NOLINT(build/namespaces)
-  std::string go_output;
-  int kept = 1;
-  for (int i = 1; i < argc; ++i) {
-    const char kFlag[] = "--go_output=";
-    if (strncmp(argv[i], kFlag, sizeof kFlag - 1) == 0) {
-      go_output = argv[i] + sizeof kFlag - 1;
-    } else {
-      argv[kept++] = argv[i];
-    }
-  }
-  argc = kept;
+  std::string go_output = TakeFlag(argc, argv, "--go_output=");
   // Old and new side by side for each procs, so both see the same noise;
   // the frame work alone right after new at 1 proc, for the same reason.
   auto add = [](const char* name, void (*fn)(benchmark::State&), int procs) {
@@ -262,11 +231,10 @@ int main(int argc, char** argv) {
     add("StackGrowth/new", &StackGrowthNew, procs);
     if (procs == 1) add("StackGrowth/frames", &StackGrowthFrames, 1);
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  Reporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  benchmark::Shutdown();
+  // Console output as usual; the runs parsed for the table.
+  ComparisonReporter reporter("new");
+  reporter.set_threads_arg("procs");
+  if (!RunBenchmarks(argc, argv, reporter)) return 1;
   if (current.running) stackalloc::proc::Stop();
   PrintTable(reporter, go_output.empty() ? std::map<int, double>{}
                                          : ReadGoOutput(go_output));

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "proc/proc.h"
 #include "sched/m.h"
 #include "stackalloc.h"
 #include "stackalloc_test_peer.h"
@@ -19,7 +20,6 @@ namespace stackalloc {
 namespace {
 
 using baseline::PassStacks;
-using baseline::StackDesign;
 using internal::StackallocTestPeer;
 
 constexpr int kProducers = 2;
@@ -46,7 +46,7 @@ TEST_P(ProducerConsumerTest, OursStaysBoundedWhileSeedDesignGrows) {
   const uint64_t peak_live = (kQueue + kThreads) * size;
   const uint64_t bound = peak_live + kThreads * PerMBound(order);
   const int64_t ops = order < 4 ? 200000 : 20000;
-  const StackDesign ours{&stackalloc, &stackfree};
+  const proc::StackSource ours{&stackalloc, &stackfree};
   ASSERT_TRUE(
       PassStacks(ours, kProducers, kConsumers, kQueue, ops / 10, size).ok);
   const uint64_t small =
@@ -68,7 +68,8 @@ INSTANTIATE_TEST_SUITE_P(EveryOrder, ProducerConsumerTest,
                          });
 
 TEST(ProducerConsumerSeedTest, TheSeedDesignGrowsWithEveryStackPassed) {
-  const StackDesign seed{&baseline::SeedStackalloc, &baseline::SeedStackfree};
+  const proc::StackSource seed{&baseline::SeedStackalloc,
+                               &baseline::SeedStackfree};
   ASSERT_TRUE(PassStacks(seed, kProducers, kConsumers, kQueue, 5000).ok);
   const uint64_t seed_small = baseline::ReadSeedMemStats().stacks_sys;
   ASSERT_TRUE(PassStacks(seed, kProducers, kConsumers, kQueue, 50000).ok);
