@@ -4,7 +4,10 @@
 //
 //   bazel build -c opt //testing:pair_instructions
 //   valgrind --tool=callgrind --toggle-collect='*RunPairs*'
-//     bazel-bin/testing/pair_instructions ours      # or: bare, old
+//     bazel-bin/testing/pair_instructions ours      # or: ours64k, bare, old
+//
+// ours64k is a pair of another order than kFixedStack (64 KiB), which finds
+// its cache by the size's high bit instead of the one comparison.
 //
 // Instructions per pair = the collected total / kPairs (printed).
 
@@ -48,13 +51,16 @@ int main(int argc, char** argv) {
   void (*warm_up)() = &WarmUp<Ours>;  // Old, too, wants a bound M.
   if (strcmp(which, "ours") == 0) {
     run = &RunPairs<Ours>;
+  } else if (strcmp(which, "ours64k") == 0) {
+    run = &RunPairs<OursOf<size_t{64} << 10>>;
+    warm_up = &WarmUp<OursOf<size_t{64} << 10>>;
   } else if (strcmp(which, "bare") == 0) {
     run = &RunPairs<Bare>;
     warm_up = &WarmUp<Bare>;
   } else if (strcmp(which, "old") == 0) {
     run = &RunPairs<Old>;
   } else {
-    fprintf(stderr, "usage: %s ours|bare|old\n", argv[0]);
+    fprintf(stderr, "usage: %s ours|ours64k|bare|old\n", argv[0]);
     return 2;
   }
   warm_up();

@@ -16,6 +16,10 @@ void* BareAlloc();
 // Pushes p onto the calling thread's list.
 void BareFree(void* p);
 
+// The same for stacks of OrderStackSize(order) bytes, one list per order.
+void* BareAllocOrder(int order);
+void BareFreeOrder(void* p, int order);
+
 }  // namespace baseline
 }  // namespace stackalloc
 
