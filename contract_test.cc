@@ -1,6 +1,7 @@
 // The contract of stackalloc / stackfree: the seed's fatal messages, and
 // every misuse caught (stackalloc.h, README "Contract").
 
+#include <signal.h>
 #include <sys/mman.h>
 
 #include <cstdint>
@@ -213,6 +214,24 @@ TEST(ContractDeathTest, CheckedBuildsCatchEveryMisuseAtTheCall) {
       "freed twice");
   EXPECT_DEATH(stackfree(SysAlloc(kPageSize), kFixedStack),
                "is not a stack from stackalloc");
+}
+
+// A signal handler that calls the allocator while it is in its slow path
+// (here: inside a gate, as the slow path holds one) dies instead of
+// corrupting the M's state. In checked builds every call takes the slow
+// path; in the default build the fast path is not guarded, so the handler's
+// call here goes to the slow path by asking for 0 bytes.
+void ReenteringHandler(int) { stackalloc(kChecked ? kFixedStack : 0); }
+
+TEST(ContractDeathTest, ReentryFromASignalHandlerDies) {
+  EXPECT_DEATH(
+      {
+        signal(SIGUSR1, &ReenteringHandler);
+        M* m = getm();
+        SlowPathGate gate(m);  // As if interrupted inside stackalloc.
+        raise(SIGUSR1);
+      },
+      "fatal error: stackalloc: re-entered from a signal handler");
 }
 
 #ifdef ABSL_HAVE_ADDRESS_SANITIZER

@@ -323,7 +323,11 @@ bool SetStackCacheLimit(int limit, size_t stack_size) {
   return true;
 }
 
-size_t ScavengeStacks() { return internal::Scavenge(getm()); }
+size_t ScavengeStacks() {
+  M* m = getm();
+  SlowPathGate gate(m);
+  return internal::Scavenge(m);
+}
 
 void SetScavengeThreshold(size_t bytes) {
   internal::scavenge_threshold.store(bytes, std::memory_order_relaxed);
@@ -352,6 +356,9 @@ int64_t StackallocTestPeer::PoolStacks(int order) {
 }
 int64_t StackallocTestPeer::PoolReleasedChunks(int order) {
   return pools[order].released_chunks();
+}
+int64_t StackallocTestPeer::PoolReleasedStacks(int order) {
+  return pools[order].released_stacks();
 }
 int64_t StackallocTestPeer::PoolStranded(int order) {
   return pools[order].stranded();

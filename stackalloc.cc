@@ -81,6 +81,7 @@ M* CheckContract(const char* not_on_g0, const char* fn, size_t n) {
 
 ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(size_t n) {
   M* m = CheckContract("stackalloc not on scheduler stack", "stackalloc", n);
+  SlowPathGate gate(m);
   if (n == 0) Throw("stackalloc: zero-sized stack");
   const int order = StackOrder(n);
   if (order < 0) return internal::LargeStackalloc(m, n);
@@ -98,6 +99,7 @@ ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(size_t n) {
 
 ABSL_ATTRIBUTE_NOINLINE void StackfreeSlow(void* v, size_t n) {
   M* m = CheckContract("stackfree not on scheduler stack", "stackfree", n);
+  SlowPathGate gate(m);
   if (v == nullptr) Throw("stackfree: nil stack");
   if (n == 0) Throw("stackfree: zero-sized stack");
   const int order = StackOrder(n);

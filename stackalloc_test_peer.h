@@ -32,6 +32,8 @@ class StackallocTestPeer {
   static int64_t PoolStacks(int order = 0);
   static int64_t PoolStranded(int order = 0);
   static int64_t PoolReleasedChunks(int order = 0);
+  // Stacks in an order's pool whose pages were returned one at a time.
+  static int64_t PoolReleasedStacks(int order = 0);
   // The record of the chunk holding p, or nullptr.
   static const ChunkRecord* ChunkOf(const void* p);
   // Address space the arena has reserved.

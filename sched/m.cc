@@ -68,21 +68,83 @@ void UnminitSignalStack(M* m) {
 // and runs again if another key's destructor binds the thread anew.
 void DropAtExit(void*) { dropm(); }
 
-pthread_key_t ExitKey() {
-  static const pthread_key_t key = [] {
-    pthread_key_t k;
-    if (pthread_key_create(&k, &DropAtExit) != 0) {
-      Throw("getm: cannot create the thread-exit key");
-    }
-    return k;
-  }();
-  return key;
+// The process-wide set-up of the first getm(): the thread-exit key and the
+// fork handlers. pthread_once, not a function-local static: glibc restarts a
+// pthread_once that a fork interrupted, where a C++ static's guard would stay
+// taken in the child for ever.
+pthread_once_t once = PTHREAD_ONCE_INIT;
+pthread_key_t exit_key;
+
+void ForkPrepare();
+void ForkParent();
+void ForkChild();
+
+void InitOnce() {
+  if (pthread_key_create(&exit_key, &DropAtExit) != 0) {
+    Throw("getm: cannot create the thread-exit key");
+  }
+  if (pthread_atfork(&ForkPrepare, &ForkParent, &ForkChild) != 0) {
+    Throw("getm: cannot install the fork handlers");
+  }
 }
 
-// Idle Ms out with ForEachIdleM; getm() waits for them before creating one.
-std::atomic<int32_t> idle_borrowers{0};
+pthread_key_t ExitKey() {
+  pthread_once(&once, &InitOnce);
+  return exit_key;
+}
+
+// --- Fork: the gates, and the atfork handlers. ---
+
+// True from fork's prepare handler until its parent or child handler.
+std::atomic<bool> forking{false};
+
+void ForkPrepare() {
+  forking.store(true, std::memory_order_seq_cst);
+  for (M* m = all_m.load(std::memory_order_seq_cst); m != nullptr;
+       m = m->alllink()) {
+    while (m->gate.load(std::memory_order_seq_cst) != 0) {
+      std::this_thread::yield();
+    }
+  }
+}
+
+void ForkParent() { forking.store(false, std::memory_order_seq_cst); }
+
+// In the child only the forking thread survived: every other M is idle now,
+// caches intact, and the idle list is rebuilt from allm.
+void ForkChild() {
+  M* self = internal::tls_m;
+  while (idle_ms.Pop() != nullptr) {
+  }
+  int32_t idle = 0;
+  for (M* m = allm(); m != nullptr; m = m->alllink()) {
+    if (m == self) continue;
+    // ForkPrepare waited for every gate to close and kept them closed.
+    STACKALLOC_CHECK_EQ(m->gate.load(std::memory_order_relaxed), 0);
+    m->sigaltstack_installed = false;
+    m->owner.store(kMIdle, std::memory_order_relaxed);
+    idle_ms.Push(m);
+    ++idle;
+  }
+  idle_count.store(idle, std::memory_order_relaxed);
+  forking.store(false, std::memory_order_seq_cst);
+}
 
 }  // namespace
+
+SlowPathGate::SlowPathGate(M* m) : m_(m) {
+  for (;;) {
+    if (m->gate.exchange(1, std::memory_order_seq_cst) != 0) {
+      Throw("stackalloc: re-entered from a signal handler");
+    }
+    if (!forking.load(std::memory_order_seq_cst)) return;
+    // A fork is under way: step back and wait for it (only fork waits).
+    m->gate.store(0, std::memory_order_seq_cst);
+    while (forking.load(std::memory_order_seq_cst)) std::this_thread::yield();
+  }
+}
+
+SlowPathGate::~SlowPathGate() { m_->gate.store(0, std::memory_order_release); }
 
 namespace internal {
 ABSL_CONST_INIT M unbound_m;
@@ -126,10 +188,13 @@ void mcommoninit(M* m) {
   m->UpdateOrderCaches();
   m->sigaltstack = SysAlloc(kSignalStackBytes);  // nullptr: go without.
   RegisterMStatsShard(&m->stats);
+  // seq_cst, like ForkPrepare's walk: a fork that misses this M on allm
+  // must see, through the same total order, that its gate is not yet open
+  // (SlowPathGate), so the M's first slow path waits for the fork.
   M* head = all_m.load(std::memory_order_relaxed);
   do {
     m->alllink_ = head;
-  } while (!all_m.compare_exchange_weak(head, m, std::memory_order_release,
+  } while (!all_m.compare_exchange_weak(head, m, std::memory_order_seq_cst,
                                         std::memory_order_relaxed));
 }
 
@@ -137,15 +202,25 @@ M* allm() { return all_m.load(std::memory_order_acquire); }
 
 int32_t mcount() { return m_count.load(std::memory_order_relaxed); }
 
-M* internal::BindM() {
+// An idle M this thread now owns, or nullptr. Never waits: an M a
+// scavenger has borrowed goes back to the list for later.
+M* TakeIdleM() {
   M* m = idle_ms.Pop();
-  while (m == nullptr && idle_borrowers.load(std::memory_order_acquire) > 0) {
-    std::this_thread::yield();
-    m = idle_ms.Pop();
-  }
-  if (m != nullptr) {
+  if (m == nullptr) return nullptr;
+  int idle = kMIdle;
+  if (m->owner.compare_exchange_strong(idle, kMBound,
+                                       std::memory_order_acquire)) {
     idle_count.fetch_sub(1, std::memory_order_relaxed);
-  } else {
+    return m;
+  }
+  idle_ms.Push(m);  // Borrowed: its borrower gives it back as idle.
+  return nullptr;
+}
+
+M* internal::BindM() {
+  const pthread_key_t key = ExitKey();  // Fork handlers first.
+  M* m = TakeIdleM();
+  if (m == nullptr) {
     m = new M;
     m->g0()->m = m;
     mcommoninit(m);
@@ -154,7 +229,7 @@ M* internal::BindM() {
   internal::tls_m = m;
   m->set_curg(m->g0());
   MinitSignalStack(m);
-  pthread_setspecific(ExitKey(), m);
+  pthread_setspecific(key, m);
   return m;
 }
 
@@ -169,22 +244,24 @@ void dropm() {
   m->set_mallocing(0);
   m->set_gcing(0);
   idle_count.fetch_add(1, std::memory_order_relaxed);
+  m->owner.store(kMIdle, std::memory_order_release);
   idle_ms.Push(m);
 }
 
 int32_t idle_m_count() { return idle_count.load(std::memory_order_relaxed); }
 
 void ForEachIdleM(void (*f)(M* m, void* arg), void* arg) {
-  idle_borrowers.fetch_add(1, std::memory_order_acq_rel);
-  // Take them all at once: each is then ours alone until pushed back.
-  M* list = idle_ms.PopAll();
-  while (list != nullptr) {
-    M* m = list;
-    list = m->idlelink.load(std::memory_order_relaxed);
+  // Every M, claimed one at a time if idle; the idle list stays as it is, so
+  // a thread that enters meanwhile takes any idle M but the borrowed one.
+  for (M* m = allm(); m != nullptr; m = m->alllink()) {
+    int idle = kMIdle;
+    if (!m->owner.compare_exchange_strong(idle, kMBorrowed,
+                                          std::memory_order_acquire)) {
+      continue;
+    }
     f(m, arg);
-    idle_ms.Push(m);
+    m->owner.store(kMIdle, std::memory_order_release);
   }
-  idle_borrowers.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 }  // namespace stackalloc

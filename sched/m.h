@@ -129,6 +129,12 @@ class M {
 
   // Link on the idle list while no thread is bound to this M.
   std::atomic<M*> idlelink{nullptr};
+  // Whose the M is: kMBound (a thread's), kMIdle (no thread's), or
+  // kMBorrowed (a scavenger empties its caches). Changes by CAS only.
+  std::atomic<int> owner{0};
+  // 1 while the bound thread is in a slow path of the allocator (a
+  // SlowPathGate): fork() waits for it to close.
+  std::atomic<int> gate{0};
 
   // The alternate signal stack (kSignalStackBytes) this M gives a thread
   // that has none, so a stack overflow can be reported on it (Go's
@@ -189,16 +195,44 @@ inline M* getm() {
 // Unbinds the calling thread's M (if any) and puts it on the idle list with
 // its caches intact; the thread's next getm() binds one again. The thread
 // must be on g0. Thread exit does this automatically.
+//
+// After fork(), the child's Ms of threads that did not survive it are idle,
+// caches and all: the child's new threads take them over.
 void dropm();
 
 // Ms on the idle list now (exact when no thread enters or leaves).
 int32_t idle_m_count();
 
-// Calls f(m, arg) for every idle M, with the caller as its owner for the
-// duration (the scavenger empties idle Ms' caches this way). A thread that
-// enters meanwhile waits for the Ms to come back rather than creating one,
-// so allm still never outgrows the peak number of threads.
+// Values of M::owner.
+inline constexpr int kMBound = 0;
+inline constexpr int kMIdle = 1;
+inline constexpr int kMBorrowed = 2;
+
+// Calls f(m, arg) for every idle M, one at a time, with the caller as its
+// owner for the duration (the scavenger empties idle Ms' caches this way).
+// A thread that enters meanwhile never waits for it: if the only idle M is
+// borrowed, it gets a new one, so allm may hold one M more than the peak
+// number of threads for each thread running ForEachIdleM.
 void ForEachIdleM(void (*f)(M* m, void* arg), void* arg);
+
+// Brackets a window in which the calling thread holds process-wide state of
+// the allocator (stacks between a pool and a cache, counters half updated,
+// a scavenger's detached batches), on its M `m`. fork() waits for every
+// open gate to close, and holds new ones shut until it is done, so a child
+// never inherits a window half open (pthread_atfork handlers, installed with
+// the first M). Only fork makes a gate wait. Entering a gate that is already
+// open on the same M (a signal handler that interrupted the allocator and
+// calls it again) dies with "stackalloc: re-entered from a signal handler".
+class SlowPathGate {
+ public:
+  explicit SlowPathGate(M* m);
+  ~SlowPathGate();
+  SlowPathGate(const SlowPathGate&) = delete;
+  SlowPathGate& operator=(const SlowPathGate&) = delete;
+
+ private:
+  M* const m_;
+};
 
 }  // namespace stackalloc
 

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <set>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -204,6 +206,44 @@ TEST(MTest, AThreadsOwnSignalStackIsKept) {
     st.ss_flags = SS_DISABLE;
     sigaltstack(&st, nullptr);
   }).join();
+}
+
+// A thread entering the runtime never waits for a scavenger that borrowed
+// the idle Ms: here the borrower, holding an idle M, starts a thread and
+// waits for it to bind; had binding waited for borrowers, it would time out.
+struct BorrowState {
+  std::atomic<int> calls{0};
+  std::atomic<bool> bound{false};
+  bool waited_in_vain = false;
+  std::thread entering;
+};
+
+TEST(MTest, BindingNeverWaitsForABorrower) {
+  std::thread([] { getm(); }).join();  // At least one idle M.
+  ASSERT_GT(idle_m_count(), 0);
+  static BorrowState state;
+  ForEachIdleM(
+      [](M* m, void* arg) {
+        auto* st = static_cast<BorrowState*>(arg);
+        EXPECT_EQ(m->owner.load(), kMBorrowed);
+        if (st->calls.fetch_add(1) != 0) return;
+        st->entering = std::thread([st] {
+          getm();
+          st->bound = true;
+        });
+        int ms = 0;
+        while (!st->bound.load() && ms++ < 10000) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        st->waited_in_vain = !st->bound.load();
+      },
+      &state);
+  state.entering.join();
+  EXPECT_GT(state.calls.load(), 0);
+  EXPECT_FALSE(state.waited_in_vain) << "binding waited for the borrower";
+  for (M* m = allm(); m != nullptr; m = m->alllink()) {
+    EXPECT_NE(m->owner.load(), kMBorrowed) << "an M was not given back";
+  }
 }
 
 }  // namespace

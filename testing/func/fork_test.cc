@@ -1,0 +1,172 @@
+// fork() while other threads allocate, free across threads, come and go and
+// scavenge: every child finds the allocator consistent, its statistics
+// exact, and can allocate, free and return memory, on the forking thread and
+// on new threads (which take over the Ms of the threads that did not survive
+// the fork).
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "base/sanitizers.h"
+#include "gtest/gtest.h"
+#include "sched/m.h"
+#include "stackalloc.h"
+#include "stackalloc_test_peer.h"
+#include "stats/mstats.h"
+
+namespace stackalloc {
+namespace {
+
+using internal::StackallocTestPeer;
+
+// The child's checks; each failure exits with its own code.
+void Fail(int code) { _exit(code); }
+
+// Every order's free stacks are where the statistics say: the pool holds
+// exactly what the counters call pooled (pages kept) and released one by
+// one, and no counter is below what is in use.
+void CheckExact() {
+  const MemStats st = ReadMemStats();
+  for (int k = 0; k < kNumStackOrders; ++k) {
+    const uint64_t size = OrderStackSize(k);
+    const StackOrderStats& o = st.orders[k];
+    const uint64_t pool = StackallocTestPeer::PoolStacks(k) * size;
+    const uint64_t released = StackallocTestPeer::PoolReleasedStacks(k) * size;
+    if (o.pooled + released != pool) {
+      fprintf(stderr, "order %d: pooled %llu + released %llu != pool %llu\n", k,
+              (unsigned long long)o.pooled, (unsigned long long)released,
+              (unsigned long long)pool);
+      Fail(10 + k);
+    }
+    if (o.sys < o.inuse + o.cached + o.pooled) Fail(20 + k);
+  }
+}
+
+// Allocates stacks of every order, writes them, checks they are distinct,
+// frees them: on whatever thread calls it.
+void UseEveryOrder(int rounds) {
+  std::vector<char*> v;
+  for (int r = 0; r < rounds; ++r) {
+    for (int k = 0; k < kNumStackOrders; ++k) {
+      auto* p = static_cast<char*>(stackalloc(OrderStackSize(k)));
+      if (p == nullptr) Fail(30);
+      p[0] = p[OrderStackSize(k) - 1] = static_cast<char>(k);
+      v.push_back(p);
+    }
+  }
+  if (std::set<char*>(v.begin(), v.end()).size() != v.size()) Fail(31);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const int k = static_cast<int>(i % kNumStackOrders);
+    if (v[i][OrderStackSize(k) - 1] != static_cast<char>(k)) Fail(32);
+    stackfree(v[i], OrderStackSize(k));
+  }
+}
+
+void Child() {
+  const MemStats st0 = ReadMemStats();
+  CheckExact();
+  UseEveryOrder(20);  // On the forking thread.
+  if (ReadMemStats().stacks_inuse != st0.stacks_inuse) Fail(40);
+  // TSan cannot start threads after a multi-threaded fork.
+  if (!sanitizer::kTsan) {
+    const int32_t ms = mcount();
+    const int32_t idle = idle_m_count();
+    std::thread([] { UseEveryOrder(20); }).join();
+    // It took over a vanished thread's M, if the fork left one idle.
+    if (idle > 0 && mcount() != ms) {
+      fprintf(stderr, "mcount %d -> %d, idle %d\n", ms, mcount(),
+              idle_m_count());
+      Fail(41);
+    }  // It took over a vanished thread's M.
+    if (ReadMemStats().stacks_inuse != st0.stacks_inuse) Fail(42);
+  }
+  // The scavenger works: nothing stuck half done by a vanished thread.
+  const MemStats st1 = ReadMemStats();
+  const size_t released = ScavengeStacks();
+  const MemStats st2 = ReadMemStats();
+  if (st1.stacks_sys - st2.stacks_sys != released) Fail(50);
+  if (st2.stacks_released - st1.stacks_released != released) Fail(51);
+  CheckExact();
+  _exit(0);
+}
+
+TEST(ForkTest, HundredsOfForksWhileThreadsAllocateFreeChurnAndScavenge) {
+  constexpr int kWorkers = 6;
+  constexpr int kForks = 200;
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::pair<void*, size_t>> shared;
+  auto worker = [&](int seed) {
+    std::mt19937 rng(seed);
+    std::vector<std::pair<void*, size_t>> mine;
+    for (int i = 0; i < 2000 && !stop.load(); ++i) {
+      const unsigned r = rng() % 5;
+      if (r < 2 || mine.empty()) {
+        const size_t n = OrderStackSize(rng() % 3 == 0 ? rng() % 9 : 0);
+        mine.emplace_back(stackalloc(n), n);
+      } else if (r == 2) {
+        stackfree(mine.back().first, mine.back().second);
+        mine.pop_back();
+      } else if (r == 3) {
+        std::lock_guard<std::mutex> l(mu);
+        shared.push_back(mine.back());
+        mine.pop_back();
+      } else {
+        std::pair<void*, size_t> s{nullptr, 0};
+        {
+          std::lock_guard<std::mutex> l(mu);
+          if (shared.empty()) continue;
+          s = shared.back();
+          shared.pop_back();
+        }
+        stackfree(s.first, s.second);  // Allocated on another thread.
+      }
+    }
+    for (auto& s : mine) stackfree(s.first, s.second);
+  };
+  // Workers come and go (their Ms are reused), a scavenger runs throughout.
+  std::thread churn([&] {
+    for (int gen = 0; !stop.load(); ++gen) {
+      std::vector<std::thread> ts;
+      for (int t = 0; t < kWorkers; ++t) ts.emplace_back(worker, gen * 100 + t);
+      for (auto& t : ts) t.join();
+    }
+  });
+  std::thread scavenger([&] {
+    while (!stop.load()) ScavengeStacks();
+  });
+  int failed = 0;
+  for (int i = 0; i < kForks; ++i) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) Child();
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      ADD_FAILURE() << "child " << i << ": "
+                    << (WIFEXITED(status) ? "exit code " : "signal ")
+                    << (WIFEXITED(status) ? WEXITSTATUS(status)
+                                          : WTERMSIG(status));
+      if (++failed == 5) break;
+    }
+  }
+  stop = true;
+  churn.join();
+  scavenger.join();
+  std::lock_guard<std::mutex> l(mu);
+  for (auto& s : shared) stackfree(s.first, s.second);
+}
+
+}  // namespace
+}  // namespace stackalloc
