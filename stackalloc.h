@@ -36,11 +36,13 @@
 namespace stackalloc {
 
 // Returns a stack of at least n bytes (n > 0), or nullptr if the OS refused
-// memory (then no statistic changes). The stack is OrderStackSize(
-// StackOrder(n)) bytes, aligned to 4 KiB, for n <= kMaxOrderStack; n rounded
-// up to whole pages above. Its contents are unspecified: the allocator never
-// writes into a stack, so only the pages its user touches take memory.
-// Dies with "stackalloc: zero-sized stack" for n == 0.
+// memory: then no stack statistic changes (stacks_meta_sys may have grown by
+// records the allocator obtained before the refusal, kept for later use). The
+// stack is OrderStackSize( StackOrder(n)) bytes, aligned to 4 KiB, for n <=
+// kMaxOrderStack; n rounded up to whole pages above. Its contents are
+// unspecified: the allocator never writes into a stack, so only the pages its
+// user touches take memory. Dies with "stackalloc: zero-sized stack" for n ==
+// 0.
 void* stackalloc(size_t n);
 
 // Frees v, which stackalloc(n) returned, with the same n (any n of the same
