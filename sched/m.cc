@@ -119,8 +119,10 @@ void ForkChild() {
   int32_t idle = 0;
   for (M* m = allm(); m != nullptr; m = m->alllink()) {
     if (m == self) continue;
-    // ForkPrepare waited for every gate to close and kept them closed.
-    STACKALLOC_CHECK_EQ(m->gate.load(std::memory_order_relaxed), 0);
+    // ForkPrepare waited for every gate to close and kept new ones shut; a
+    // gate may still read 1 here, set by a thread that was only stepping
+    // back from it (SlowPathGate) when the fork struck.
+    m->gate.store(0, std::memory_order_relaxed);
     m->sigaltstack_installed = false;
     m->owner.store(kMIdle, std::memory_order_relaxed);
     idle_ms.Push(m);
