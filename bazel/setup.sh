@@ -16,6 +16,8 @@ packages=(
   libgoogle-perftools-dev    # peers benchmark (tcmalloc)
   libmimalloc-dev            # peers benchmark
   clang-format               # .ci/run's format check
+  clang-14                   # the libFuzzer target (--config=fuzz)
+  libclang-rt-14-dev         # its fuzzer and sanitizer runtimes
   jq                         # .ci/run reads Bazel's build event JSON with it
   golang-go                  # Go 1.19, the peer in //testing:stack_growth_report
   valgrind
