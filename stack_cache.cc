@@ -117,7 +117,7 @@ void GiveBack(M* m, int order, void* const* stacks, int n) {
 
 }  // namespace
 
-bool Refill(M* m, int order) {
+bool StackCacheRefill(M* m, int order) {
   StackCache& c = m->stackcache.c[order];
   STACKALLOC_DCHECK_EQ(c.stats.cached.value(), 0);
   c.limit = CacheLimit(order);
@@ -144,7 +144,7 @@ bool Refill(M* m, int order) {
   return true;
 }
 
-void Flush(M* m, int order) {
+void StackCacheRelease(M* m, int order) {
   StackCache& c = m->stackcache.c[order];
   c.limit = CacheLimit(order);
   const int64_t k = c.stats.cached.value();

@@ -27,14 +27,16 @@ inline constexpr SlotState kInCache =
 inline constexpr SlotState kHandedOut =
     kCheckEveryCall ? SlotState::kLive : SlotState::kTaken;
 
-// Fills m's empty cache of `order`: one batch from the pool, else stranded
-// stacks, else half a cache carved by m's FixAlloc. Returns false, with
-// nothing changed, if not even one stack could be had.
-bool Refill(M* m, int order);
+// Go 1.1's stackcacherefill: fills m's empty cache of `order`: one batch
+// from the pool, else stranded stacks, else half a cache carved by m's
+// FixAlloc. Returns false, with no stack statistic changed, if not even one
+// stack could be had.
+bool StackCacheRefill(M* m, int order);
 
-// Makes room in m's full cache of `order` (and adopts a new limit): all but
-// the top half of its limit, the stacks least recently freed, go to the pool.
-void Flush(M* m, int order);
+// Go 1.1's stackcacherelease: makes room in m's full cache of `order` (and
+// adopts a new limit): all but the top half of its limit, the stacks least
+// recently freed, go to the pool.
+void StackCacheRelease(M* m, int order);
 
 // Empties every cache of m into the pools.
 void EmptyCaches(M* m);

@@ -97,7 +97,7 @@ ChunkRecord* NewChunk(M* m, int order, const ChunkLayout& layout) {
 
 // The FixAlloc chunk source of every M's stackalloc[order] (arg: that
 // order's StackCache): a released chunk of the same layout if there is one,
-// else a new one. Runs on the M's thread, inside Refill().
+// else a new one. Runs on the M's thread, inside StackCacheRefill().
 void* StackChunk(void* arg, size_t n) {
   auto* c = static_cast<StackCache*>(arg);
   M* m = tls_m;

@@ -86,7 +86,7 @@ ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(size_t n) {
   const int order = StackOrder(n);
   if (order < 0) return internal::LargeStackalloc(m, n);
   StackCache& c = m->stackcache.c[order];
-  if (c.stats.cached.value() == 0 && !internal::Refill(m, order)) {
+  if (c.stats.cached.value() == 0 && !internal::StackCacheRefill(m, order)) {
     return nullptr;
   }
   const int64_t k = c.stats.cached.value();
@@ -107,7 +107,7 @@ ABSL_ATTRIBUTE_NOINLINE void StackfreeSlow(void* v, size_t n) {
   StackCache& c = m->stackcache.c[order];
   if (c.slot[c.stats.cached.value()] == v) internal::DieFreedAgain(v);
   if (kCheckEveryCall) internal::CheckTakeBack(v, n);
-  if (c.stats.cached.value() >= c.limit) internal::Flush(m, order);
+  if (c.stats.cached.value() >= c.limit) internal::StackCacheRelease(m, order);
   const int64_t k = c.stats.cached.value();
   sanitizer::PoisonMemory(v, c.stack_size);
   c.slot[k + 1] = v;
