@@ -54,19 +54,29 @@ void Chain(int sig, siginfo_t* info, void* context) {
     prev.sa_handler(sig);
     return;
   }
-  // The default action: restore it and return; the faulting instruction
-  // runs again and the kernel delivers the signal as if we were not here.
+  // Ignored before us: a sent signal stays ignored; a fault cannot be (it
+  // would recur for ever), so it gets the default action.
+  if (prev.sa_handler == SIG_IGN && info->si_code <= 0) return;
+  // The default action: restore it and raise the signal again, pending
+  // until this handler returns (the signal is blocked while it runs). That
+  // covers a fault (which would recur anyway) and a signal sent with kill()
+  // or raise(), which returning alone would swallow.
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   sigaction(sig, &dfl, nullptr);
+  raise(sig);
 }
 
 void OnFault(int sig, siginfo_t* info, void* context) {
-  const auto a = reinterpret_cast<uintptr_t>(info->si_addr);
-  const ChunkRecord* rec = TheChunkMap().Lookup(a);
-  const int slot = rec == nullptr ? -1 : rec->SlotOfGuard(a);
-  if (slot >= 0) ReportOverflow(rec, slot, a);
+  // Only a fault the kernel raised has an address (si_code > 0); one sent
+  // with kill() or raise() carries a pid there.
+  if (info->si_code > 0) {
+    const auto a = reinterpret_cast<uintptr_t>(info->si_addr);
+    const ChunkRecord* rec = TheChunkMap().Lookup(a);
+    const int slot = rec == nullptr ? -1 : rec->SlotOfGuard(a);
+    if (slot >= 0) ReportOverflow(rec, slot, a);
+  }
   Chain(sig, info, context);
 }
 

@@ -214,5 +214,33 @@ TEST(OverflowDeathTest, OtherFaultsGetTheDefaultAction) {
   }
 }
 
+// A SIGSEGV or SIGBUS sent with raise() or kill() is not a fault: it has no
+// address, and returning from the handler would swallow it. It gets what it
+// would have got without us.
+TEST(OverflowDeathTest, SentSignalsAreNotSwallowed) {
+  // A fresh process for each case: ours must go in after the signal()
+  // below, as it would in a program that set its dispositions first.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  for (int sig : {SIGSEGV, SIGBUS}) {
+    EXPECT_EXIT(
+        {
+          signal(sig, SIG_DFL);     // What a sanitizer may have put there.
+          stackalloc(kFixedStack);  // Our handler goes in.
+          raise(sig);
+          exit(0);
+        },
+        testing::KilledBySignal(sig), "")
+        << sig;
+  }
+  EXPECT_EXIT(
+      {
+        signal(SIGBUS, SIG_IGN);
+        stackalloc(kFixedStack);
+        raise(SIGBUS);  // Ignored before us: still ignored.
+        exit(7);
+      },
+      testing::ExitedWithCode(7), "");
+}
+
 }  // namespace
 }  // namespace stackalloc

@@ -124,6 +124,9 @@ void ForkChild() {
     // back from it (SlowPathGate) when the fork struck.
     m->gate.store(0, std::memory_order_relaxed);
     m->sigaltstack_installed = false;
+    // Made idle as dropm() would: no thread is in malloc or GC on it now.
+    m->set_mallocing(0);
+    m->set_gcing(0);
     m->owner.store(kMIdle, std::memory_order_relaxed);
     idle_ms.Push(m);
     ++idle;
