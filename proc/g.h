@@ -10,9 +10,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 
 #include "boost/context/detail/fcontext.hpp"
+#include "proc/proc.h"
 #include "sched/m.h"
 
 namespace stackalloc {
@@ -42,10 +42,15 @@ struct Stktop {
   size_t size;
 };
 
+struct Sched;
+
 // A G of the runtime. stack_lo / stack_hi (in G) are the bounds of the
-// segment it runs on.
+// segment it runs on. A record outlives its G: when the G exits, the record
+// (with its first stack and TSan fiber) goes on its M's free list, and the
+// next spawn on that M reuses it (Go's gfput / gfget).
 struct ProcG : G {
-  std::function<void()> fn;
+  Closure fn;              // The G's function; empty once it has run.
+  Sched* sched = nullptr;  // The M running the G, while it runs.
   // Where the G resumes; nullptr until an M first runs it.
   fcontext_t ctx = nullptr;
   // While the G runs: where its M's g0 waits for it.
@@ -55,9 +60,9 @@ struct ProcG : G {
   size_t req_size = 0;
   void (*req_fn)(void*) = nullptr;
   void* req_arg = nullptr;
-  void* stack = nullptr;  // The first stack, kFixedStack bytes.
+  void* stack = nullptr;  // The first stack, kFixedStack bytes, or nullptr.
   Stktop* top = nullptr;  // The current segment's link; nullptr on `stack`.
-  ProcG* schedlink = nullptr;
+  ProcG* schedlink = nullptr;     // Link in a GList (run or free queue).
   void* tsan_fiber = nullptr;     // The G's TSan fiber (nullptr without TSan).
   void* tsan_g0_fiber = nullptr;  // While running: its M thread's fiber.
 };

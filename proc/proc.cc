@@ -1,15 +1,15 @@
-// The scheduler of the fiber runtime: Ms, the run queue, G lifecycle, and the
-// public entry points of proc.h. Switching is in switch.cc, segments in
-// stack.cc.
+// The fiber runtime's G lifecycle (spawn, run, serve, exit, reuse) and the
+// public entry points of proc.h. The scheduler loop and its queues are in
+// schedule.cc, switching in switch.cc, segments in stack.cc.
 
 #include "proc/proc.h"
 
+#include <pthread.h>
+
 #include <atomic>
-#include <condition_variable>
+#include <cstddef>
 #include <memory>
 #include <mutex>
-#include <thread>
-#include <vector>
 
 #include "absl/base/attributes.h"
 #include "absl/base/thread_annotations.h"
@@ -18,88 +18,43 @@
 #include "base/stack_sizes.h"
 #include "base/throw.h"
 #include "proc/g.h"
+#include "proc/runq.h"
+#include "proc/sched.h"
 #include "proc/stack.h"
 #include "proc/switch.h"
 #include "sched/m.h"
-#include "stats/mstats.h"
 
 namespace stackalloc {
 namespace proc {
 namespace internal {
 namespace {
 
-// One M's part of the runtime, owned by the M's thread; counters readable by
-// anyone. On a cache line of its own: `segments` changes on every segment,
-// and two Ms' records side by side would bounce that line between cores.
-struct alignas(64) Sched {
-  M* m = nullptr;
-  SingleWriterCounter gs_started;
-  SingleWriterCounter gs_finished;
-  SingleWriterCounter segments;
-  SingleWriterCounter large_segments;
-  void* tsan_fiber = nullptr;  // The thread's own (nullptr without TSan).
-};
-
-class Runtime {
- public:
-  // scheds_ is complete before the runtime is published and never changes
-  // after, so ReadProcStats can walk it from any thread at any time.
-  explicit Runtime(const Options& options) : options_(options) {
-    for (int i = 0; i < options_.gomaxprocs; ++i) {
-      scheds_.push_back(std::make_unique<Sched>());
-    }
-  }
-
-  void StartMs() {
-    for (int i = 0; i < options_.gomaxprocs; ++i) {
-      threads_.emplace_back(&Runtime::Mstart, this, scheds_[i].get());
-    }
-  }
-
-  void Ready(ProcG* g);
-  void Newproc(std::function<void()> fn);
-  void Wait();
-  void Stop();
-  ProcStats Read() const;
-
- private:
-  // An M's thread: the scheduler loop, on g0.
-  void Mstart(Sched* s);
-  // Runs g until it queues itself or exits, serving its requests on g0.
-  void Execute(Sched* s, ProcG* g);
-  // Gives g its first stack and context.
-  void Gstart(Sched* s, ProcG* g);
-  // Serves g's request on g0; returns false when g left this M.
-  bool Serve(Sched* s, ProcG* g);
-  // Blocks for the next runnable G; nullptr when the runtime stops.
-  ProcG* Dequeue();
-  void Gfree(Sched* s, ProcG* g);
-
-  const Options options_;
-  std::vector<std::unique_ptr<Sched>> scheds_;
-  std::vector<std::thread> threads_;
-
-  std::mutex mu_;
-  std::condition_variable work_;      // Signalled when a G is queued.
-  std::condition_variable all_done_;  // Signalled when live_ drops to 0.
-  ProcG* runq_head_ ABSL_GUARDED_BY(mu_) = nullptr;  // FIFO via schedlink.
-  ProcG* runq_tail_ ABSL_GUARDED_BY(mu_) = nullptr;
-  int idle_ms_ ABSL_GUARDED_BY(mu_) = 0;   // Ms waiting on work_.
-  int64_t live_ ABSL_GUARDED_BY(mu_) = 0;  // Gs spawned and not finished.
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-};
-
-// The running runtime. Start, Wait and Stop come from one controlling
-// thread; Gs, Ms and ReadProcStats may look at it at any time, so it is
-// published atomically and never waited on under a lock.
+// The running runtime. Start and Stop publish and retract it under
+// control_mu; everyone else reads it with one acquire load.
 std::atomic<Runtime*> the_runtime{nullptr};
+// Start and Stop's teardown (never held while waiting for Gs: a G may fork).
+std::mutex control_mu;
 std::mutex stats_mu;
-// Of the last runtime stopped.
-ProcStats last_stats ABSL_GUARDED_BY(stats_mu);
+ProcStats last_stats ABSL_GUARDED_BY(stats_mu);  // Of the last runtime.
+// Set in the child of a fork() taken while a runtime ran, until the next
+// Start: that runtime's Ms are gone, and it is abandoned.
+std::atomic<bool> forked_away{false};
 
 Runtime* TheRuntime() { return the_runtime.load(std::memory_order_acquire); }
 
-ABSL_ATTRIBUTE_NOINLINE void RunG(ProcG* g) noexcept { g->fn(); }
+[[noreturn]] ABSL_ATTRIBUTE_NOINLINE void ExceptionEscaped(const ProcG* g) {
+  RawBuffer b;
+  b.Str("goroutine ").Dec(g->goid).Str(": an exception escaped its function");
+  Throw(b.c_str());
+}
+
+ABSL_ATTRIBUTE_NOINLINE void RunG(ProcG* g) noexcept {
+  try {
+    g->fn.Run();
+  } catch (...) {
+    ExceptionEscaped(g);
+  }
+}
 
 // Where a G starts, on its first stack.
 [[noreturn]] STACKALLOC_NO_TSAN_FRAME void Gentry(transfer_t t) noexcept {
@@ -110,89 +65,172 @@ ABSL_ATTRIBUTE_NOINLINE void RunG(ProcG* g) noexcept { g->fn(); }
   McallDrop(g, Req::kExit);
 }
 
-void Runtime::Ready(ProcG* g) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    g->schedlink = nullptr;
-    if (runq_tail_ == nullptr) {
-      runq_head_ = g;
-    } else {
-      runq_tail_->schedlink = g;
+[[noreturn]] void NoRuntime(const char* what) {
+  RawBuffer b;
+  b.Str(what);
+  if (forked_away.load(std::memory_order_relaxed)) {
+    b.Str(
+        ": the runtime did not survive fork() (its Ms are gone); "
+        "call proc::Start for a new one in the child");
+  } else {
+    b.Str(": no runtime (call proc::Start first)");
+  }
+  Throw(b.c_str());
+}
+
+// Start, Wait and Stop block the caller until Gs finish or Ms end: from a G
+// or an M's scheduler stack that could never happen.
+void CheckControlContext(const char* what) {
+  const char* where = nullptr;
+  if (CurrentG() != nullptr) {
+    where = " called from a G (it would wait for itself)";
+  } else if (CurrentSched() != nullptr) {
+    where = " called on an M's scheduler stack (it would wait for itself)";
+  }
+  if (where == nullptr) return;
+  RawBuffer b;
+  b.Str("proc: ").Str(what).Str(where);
+  Throw(b.c_str());
+}
+
+}  // namespace
+
+Runtime::Runtime(const Options& options)
+    : options_(options), nprocs_(options.gomaxprocs) {
+  for (int i = 0; i < nprocs_; ++i) {
+    scheds_.push_back(std::make_unique<Sched>());
+    scheds_.back()->id = i;
+  }
+}
+
+Runtime::~Runtime() = default;
+
+void Runtime::StartMs() {
+  for (int i = 0; i < nprocs_; ++i) {
+    threads_.emplace_back(&Runtime::Mstart, this, scheds_[i].get());
+  }
+}
+
+ProcG* Runtime::Gget() {
+  Sched* s = CurrentSched();
+  ProcG* g;
+  if (s != nullptr) {
+    g = Gfget(s);
+  } else {
+    std::lock_guard<std::mutex> l(gfree_mu_);
+    g = gfree_.PopFront();
+  }
+  if (g == nullptr) {
+    // A new record, on g0: malloc may want more stack than a G reserves.
+    proc::Systemstack([&] { g = Malg(s); });
+  }
+  if (s == nullptr) {
+    g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    if (s->goid_next == s->goid_end) {
+      s->goid_next = goidgen_.fetch_add(kGoidBatch, std::memory_order_relaxed);
+      s->goid_end = s->goid_next + kGoidBatch;
     }
-    runq_tail_ = g;
-    if (idle_ms_ == 0) return;
+    g->goid = s->goid_next++;
   }
-  work_.notify_one();
+  return g;
 }
 
-void Runtime::Newproc(std::function<void()> fn) {
+void Runtime::Ready(ProcG* g) {
+  if (Sched* s = CurrentSched()) return Runqput(s, g);
+  GList one;
+  one.PushBack(g);
+  Globrunqput(&one);
+  Wakep();
+}
+
+void Runtime::Gabort(ProcG* g) {
+  g->fn.Destroy();
+  if (Sched* s = CurrentSched()) return Gfput(s, g);
+  std::lock_guard<std::mutex> l(gfree_mu_);
+  gfree_.PushFront(g);
+}
+
+ProcG* Runtime::Malg(Sched* s) {
   auto* g = new ProcG;
-  g->fn = std::move(fn);
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    ++live_;
+  g->tsan_fiber = sanitizer::CreateFiber();
+  if (s != nullptr) {
+    s->g_allocs.Add(1);
+  } else {
+    g_allocs_.fetch_add(1, std::memory_order_relaxed);
   }
-  Ready(g);
+  return g;
 }
 
-void Runtime::Wait() {
-  std::unique_lock<std::mutex> l(mu_);
-  all_done_.wait(
-      l, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return live_ == 0; });
+void Runtime::Gfput(Sched* s, ProcG* g) {
+  s->gfree.PushFront(g);  // LIFO: the next spawn gets the warmest stack.
+  if (s->gfree.n < kGfreeMax) return;
+  GList cold;
+  s->gfree.SplitAfter(kGfreeKeep, &cold);
+  std::lock_guard<std::mutex> l(gfree_mu_);
+  gfree_.Append(&cold);
 }
 
-void Runtime::Stop() {
-  Wait();
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    stopping_ = true;
+ProcG* Runtime::Gfget(Sched* s) {
+  if (ProcG* g = s->gfree.PopFront()) return g;
+  std::lock_guard<std::mutex> l(gfree_mu_);
+  for (int i = 0; i < kGfreeBatch; ++i) {
+    ProcG* g = gfree_.PopFront();
+    if (g == nullptr) break;
+    s->gfree.PushBack(g);
   }
-  work_.notify_all();
-  for (auto& t : threads_) t.join();
-  threads_.clear();
+  return s->gfree.PopFront();
+}
+
+void Runtime::Gdestroy(ProcG* g) {
+  if (g->stack != nullptr) {
+    sanitizer::UnpoisonMemory(g->stack, kFixedStack);
+    options_.stack_source.free(g->stack, kFixedStack);
+  }
+  sanitizer::DestroyFiber(g->tsan_fiber);
+  delete g;
+}
+
+void Runtime::Mexit(Sched* s) {
+  while (ProcG* g = s->gfree.PopFront()) Gdestroy(g);
 }
 
 ProcStats Runtime::Read() const {
   ProcStats st;
+  st.g_allocs = static_cast<uint64_t>(g_allocs_.load());
   for (const auto& s : scheds_) {
     st.gs_started += s->gs_started.value();
     st.gs_finished += s->gs_finished.value();
     st.segments += s->segments.value();
     st.large_segments += s->large_segments.value();
+    st.gs_stolen += s->gs_stolen.value();
+    st.g_allocs += s->g_allocs.value();
   }
   return st;
 }
 
-void Runtime::Mstart(Sched* s) {
-  s->m = getm();
-  s->tsan_fiber = sanitizer::CurrentFiber();
-  while (ProcG* g = Dequeue()) Execute(s, g);
+void Runtime::LockAll() {
+  mu_.lock();
+  gfree_mu_.lock();
+  for (auto& s : scheds_) s->note_mu.lock();
 }
 
-ProcG* Runtime::Dequeue() {
-  std::unique_lock<std::mutex> l(mu_);
-  while (runq_head_ == nullptr && !stopping_) {
-    ++idle_ms_;
-    work_.wait(l);
-    --idle_ms_;
-  }
-  ProcG* g = runq_head_;
-  if (g != nullptr) {
-    runq_head_ = g->schedlink;
-    if (runq_head_ == nullptr) runq_tail_ = nullptr;
-  }
-  return g;
+void Runtime::UnlockAll() {
+  for (auto& s : scheds_) s->note_mu.unlock();
+  gfree_mu_.unlock();
+  mu_.unlock();
 }
 
 void Runtime::Gstart(Sched* s, ProcG* g) {
-  void* v = options_.stack_source.alloc(kFixedStack);
-  if (v == nullptr) Throw("newproc: out of stack memory");
-  g->stack = v;
-  g->stack_lo = reinterpret_cast<uintptr_t>(v);
+  if (g->stack == nullptr) {
+    void* v = options_.stack_source.alloc(kFixedStack);
+    if (v == nullptr) Throw("newproc: out of stack memory");
+    g->stack = v;
+  }
+  g->stack_lo = reinterpret_cast<uintptr_t>(g->stack);
   g->stack_hi = g->stack_lo + kFixedStack;
   g->ctx =
       MakeContext(reinterpret_cast<void*>(g->stack_hi), kFixedStack, &Gentry);
-  g->tsan_fiber = sanitizer::CreateFiber();
   s->gs_started.Add(1);
 }
 
@@ -201,6 +239,7 @@ void Runtime::Execute(Sched* s, ProcG* g) {
   if (g->ctx == nullptr) Gstart(s, g);
   do {
     g->m = m;
+    g->sched = s;
     m->set_curg(g);
     SwitchToG(g, s->tsan_fiber);
     m->set_curg(m->g0());
@@ -211,9 +250,12 @@ bool Runtime::Serve(Sched* s, ProcG* g) {
   const Req r = g->req;
   g->req = Req::kNone;
   switch (r) {
-    case Req::kGosched:
-      Ready(g);
+    case Req::kGosched: {
+      GList one;
+      one.PushBack(g);
+      Globrunqput(&one);
       return false;
+    }
     case Req::kSystemstack:
       g->req_fn(g->req_arg);
       return true;
@@ -228,31 +270,20 @@ bool Runtime::Serve(Sched* s, ProcG* g) {
       Oldstack(g, options_.stack_source);
       return true;
     case Req::kExit:
-      Gfree(s, g);
+      if (g->top != nullptr) Throw("goexit: G exits on a stack segment");
+      // Frames that never returned leave ASan redzones behind.
+      sanitizer::UnpoisonMemory(g->stack, kFixedStack);
+      g->ctx = nullptr;
+      g->sched = nullptr;
+      g->m = nullptr;
+      s->gs_finished.Add(1);
+      Gfput(s, g);
       return false;
     case Req::kNone:
       break;
   }
   Throw("schedule: G switched to g0 without a request");
 }
-
-void Runtime::Gfree(Sched* s, ProcG* g) {
-  if (g->top != nullptr) Throw("goexit: G exits on a stack segment");
-  // Frames that never returned leave ASan redzones behind.
-  sanitizer::UnpoisonMemory(g->stack, kFixedStack);
-  options_.stack_source.free(g->stack, kFixedStack);
-  sanitizer::DestroyFiber(g->tsan_fiber);
-  s->gs_finished.Add(1);
-  delete g;  // And its function, on g0.
-  bool done;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    done = --live_ == 0;
-  }
-  if (done) all_done_.notify_all();
-}
-
-}  // namespace
 
 ProcG* CurrentG() {
   M* m = stackalloc::internal::tls_m;
@@ -270,34 +301,94 @@ void Systemstack(void (*fn)(void*), void* arg) {
   Mcall(g, Req::kSystemstack);
 }
 
-void Newproc(std::function<void()> fn) {
+NewG NewprocStart() {
   Runtime* rt = TheRuntime();
-  if (rt == nullptr) Throw("go: no runtime (call proc::Start first)");
-  rt->Newproc(std::move(fn));
+  if (ABSL_PREDICT_FALSE(rt == nullptr)) NoRuntime("go");
+  ProcG* g = rt->Gget();
+  return {g, &g->fn};
+}
+
+void NewprocFinish(ProcG* g) { TheRuntime()->Ready(g); }
+
+void NewprocAbort(ProcG* g) { TheRuntime()->Gabort(g); }
+
+// fork(): the runtime's locks are held across it, so the child finds them
+// consistent; the child then abandons the runtime (its Ms did not follow).
+void ForkPrepare() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  control_mu.lock();
+  stats_mu.lock();
+  if (Runtime* rt = TheRuntime()) rt->LockAll();
+}
+
+void ForkParent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (Runtime* rt = TheRuntime()) rt->UnlockAll();
+  stats_mu.unlock();
+  control_mu.unlock();
+}
+
+void ForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (Runtime* rt = TheRuntime()) {
+    rt->UnlockAll();
+    last_stats = rt->Read();  // Leaked: its threads may have held anything.
+    the_runtime.store(nullptr, std::memory_order_release);
+    forked_away.store(true, std::memory_order_relaxed);
+  }
+  stats_mu.unlock();
+  control_mu.unlock();
 }
 
 }  // namespace internal
 
 void Start(const Options& options) {
-  if (options.gomaxprocs < 1) Throw("proc: gomaxprocs < 1");
+  internal::CheckControlContext("Start");
+  if (options.gomaxprocs < 1 || options.gomaxprocs > kMaxProcs) {
+    RawBuffer b;
+    b.Str("proc: gomaxprocs=").Dec(options.gomaxprocs).Str(" not in [1, ");
+    b.Dec(kMaxProcs).Str("]");
+    Throw(b.c_str());
+  }
+  if (options.stack_source.alloc == nullptr ||
+      options.stack_source.free == nullptr) {
+    Throw("proc: Options::stack_source has a null function");
+  }
+  static std::once_flag atfork;
+  std::call_once(atfork, [] {
+    pthread_atfork(&internal::ForkPrepare, &internal::ForkParent,
+                   &internal::ForkChild);
+  });
+  std::lock_guard<std::mutex> l(internal::control_mu);
   if (internal::TheRuntime() != nullptr) {
     Throw("proc: Start while a runtime runs (Stop it first)");
   }
   auto* rt = new internal::Runtime(options);
   internal::the_runtime.store(rt, std::memory_order_release);
+  internal::forked_away.store(false, std::memory_order_relaxed);
   rt->StartMs();
 }
 
 void Wait() {
-  if (internal::Runtime* rt = internal::TheRuntime()) rt->Wait();
+  internal::CheckControlContext("Wait");
+  internal::Runtime* rt = internal::TheRuntime();
+  if (rt != nullptr) return rt->Wait();
+  if (internal::forked_away.load(std::memory_order_relaxed)) {
+    internal::NoRuntime("proc: Wait");
+  }
 }
 
 void Stop() {
+  internal::CheckControlContext("Stop");
   internal::Runtime* rt = internal::TheRuntime();
-  if (rt == nullptr) return;
+  if (rt == nullptr) {
+    if (internal::forked_away.load(std::memory_order_relaxed)) {
+      internal::NoRuntime("proc: Stop");
+    }
+    return;
+  }
+  rt->Wait();  // Not under control_mu: a G may fork meanwhile.
+  std::lock_guard<std::mutex> l(internal::control_mu);
   rt->Stop();  // Every G finished and every M ended.
   {
-    std::lock_guard<std::mutex> l(internal::stats_mu);
+    std::lock_guard<std::mutex> s(internal::stats_mu);
     internal::last_stats = rt->Read();
     internal::the_runtime.store(nullptr, std::memory_order_release);
   }

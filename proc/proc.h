@@ -37,7 +37,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <new>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -61,8 +61,11 @@ struct StackSource {
 // stackalloc / stackfree.
 inline constexpr StackSource kDefaultStackSource = {&stackalloc, &stackfree};
 
+// The most Ms a runtime may have (Go's _MaxGomaxprocs of 2013).
+inline constexpr int kMaxProcs = 256;
+
 struct Options {
-  int gomaxprocs = 1;  // Number of Ms (Go's GOMAXPROCS).
+  int gomaxprocs = 1;  // Number of Ms (Go's GOMAXPROCS), 1..kMaxProcs.
   StackSource stack_source = kDefaultStackSource;
 };
 
@@ -87,6 +90,10 @@ struct ProcStats {
   uint64_t gs_finished = 0;     // Gs whose function returned.
   uint64_t segments = 0;        // Stack segments taken by WithStack...
   uint64_t large_segments = 0;  // ...of which larger than kFixedStack.
+  uint64_t gs_stolen = 0;       // Gs that work stealing moved between Ms.
+  // G records allocated; every other spawn reused a dead G's record and
+  // stack from a free list.
+  uint64_t g_allocs = 0;
 };
 
 // Starts a runtime with options.gomaxprocs Ms. Dies if one is running.
@@ -123,6 +130,61 @@ auto WithStack(size_t n, F&& f) -> std::decay_t<std::invoke_result_t<F&>>;
 
 namespace internal {
 
+// A G's function: a callable stored in the G record itself when it is at
+// most kInlineSize bytes (and not over-aligned), so a spawn allocates
+// nothing; a larger one is moved to the heap, allocated on g0. Owned by one
+// G record; not thread-safe.
+class Closure {
+ public:
+  static constexpr size_t kInlineSize = 64;
+
+  Closure() = default;
+  Closure(const Closure&) = delete;
+  Closure& operator=(const Closure&) = delete;
+  ~Closure() { Destroy(); }
+
+  // Stores f. REQUIRES: empty.
+  template <typename F>
+  void Emplace(F&& f);
+
+  // Calls the function, then destroys it. REQUIRES: not empty.
+  void Run() {
+    Op op = op_;
+    op_ = nullptr;
+    op(buf_, true);
+  }
+
+  // Destroys the function without calling it, if there is one.
+  void Destroy() {
+    if (op_ == nullptr) return;
+    Op op = op_;
+    op_ = nullptr;
+    op(buf_, false);
+  }
+
+  bool empty() const { return op_ == nullptr; }
+
+ private:
+  using Op = void (*)(void* buf, bool call);
+
+  template <typename Fn>
+  static constexpr bool kFitsInline = sizeof(Fn) <= kInlineSize &&
+                                      alignof(Fn) <= alignof(std::max_align_t);
+
+  template <typename Fn>
+  static void InlineOp(void* buf, bool call) {
+    Fn* fn = std::launder(static_cast<Fn*>(buf));
+    if (call) (*fn)();
+    fn->~Fn();
+  }
+
+  template <typename Fn>
+  static void HeapOp(void* buf, bool call);
+
+  Op op_ = nullptr;
+  alignas(std::max_align_t) unsigned char buf_[kInlineSize];
+};
+
 // Bytes left on the running stack below the caller's frame, minus
 // kStackGuard (0 if less). Very large on a thread that never entered the
 // runtime. Out of line so that it reads the thread's M anew on every call:
@@ -136,8 +198,19 @@ void Morestack(size_t n, void (*fn)(void*), void* arg);
 // Runs fn(arg) on g0 (directly when not on a G).
 void Systemstack(void (*fn)(void*), void* arg);
 
-// Queues a new G. REQUIRES: on g0 or an ordinary thread.
-void Newproc(std::function<void()> fn);
+// Go's newproc, in two halves around storing the function: NewprocStart
+// takes a G record (a dead G's from the M's free list when there is one,
+// stack included) and returns its empty closure; NewprocFinish queues that
+// G. Both die with "go: ..." when no runtime runs.
+struct ProcG;
+struct NewG {
+  ProcG* g;
+  Closure* fn;
+};
+NewG NewprocStart();
+void NewprocFinish(ProcG* g);
+// Gives back a record whose closure could not be stored (it threw).
+void NewprocAbort(ProcG* g);
 
 template <typename R, typename F>
 ABSL_ATTRIBUTE_NOINLINE R CallOnNewSegment(size_t n, F& f) {
@@ -162,10 +235,44 @@ ABSL_ATTRIBUTE_NOINLINE R CallOnNewSegment(size_t n, F& f) {
 
 }  // namespace internal
 
+namespace internal {
+
+template <typename F>
+void Closure::Emplace(F&& f) {
+  using Fn = std::decay_t<F>;
+  if constexpr (kFitsInline<Fn>) {
+    ::new (static_cast<void*>(buf_)) Fn(std::forward<F>(f));
+    op_ = &InlineOp<Fn>;
+  } else {
+    // The heap on g0: malloc may need more stack than a G keeps in reserve.
+    Fn* heap = nullptr;
+    proc::Systemstack([&] { heap = new Fn(std::forward<F>(f)); });
+    ::new (static_cast<void*>(buf_)) Fn*(heap);
+    op_ = &HeapOp<Fn>;
+  }
+}
+
+template <typename Fn>
+void Closure::HeapOp(void* buf, bool call) {
+  Fn* fn = *std::launder(static_cast<Fn**>(buf));
+  if (call) (*fn)();
+  proc::Systemstack([fn] { delete fn; });
+}
+
+}  // namespace internal
+
 template <typename F>
 void Go(F&& f) {
-  Systemstack(
-      [&f] { internal::Newproc(std::function<void()>(std::forward<F>(f))); });
+  const internal::NewG n = internal::NewprocStart();
+  struct Abort {  // Gives the record back if storing f throws.
+    internal::ProcG* g;
+    ~Abort() {
+      if (g != nullptr) internal::NewprocAbort(g);
+    }
+  } abort{n.g};
+  n.fn->Emplace(std::forward<F>(f));
+  abort.g = nullptr;
+  internal::NewprocFinish(n.g);
 }
 
 template <typename F>
