@@ -65,6 +65,12 @@ ABSL_ATTRIBUTE_NOINLINE void RunG(ProcG* g) noexcept {
   McallDrop(g, Req::kExit);
 }
 
+void DropFiber(ProcG* g) {
+  if (g->tsan_fiber == nullptr) return;
+  sanitizer::DestroyFiber(g->tsan_fiber);
+  g->tsan_fiber = nullptr;
+}
+
 [[noreturn]] void NoRuntime(const char* what) {
   RawBuffer b;
   b.Str(what);
@@ -153,7 +159,6 @@ void Runtime::Gabort(ProcG* g) {
 
 ProcG* Runtime::Malg(Sched* s) {
   auto* g = new ProcG;
-  g->tsan_fiber = sanitizer::CreateFiber();
   if (s != nullptr) {
     s->g_allocs.Add(1);
   } else {
@@ -187,12 +192,13 @@ void Runtime::Gdestroy(ProcG* g) {
     sanitizer::UnpoisonMemory(g->stack, kFixedStack);
     options_.stack_source.free(g->stack, kFixedStack);
   }
-  sanitizer::DestroyFiber(g->tsan_fiber);
+  DropFiber(g);
   delete g;
 }
 
 void Runtime::Mexit(Sched* s) {
   while (ProcG* g = s->gfree.PopFront()) Gdestroy(g);
+  while (s->nfibers > 0) sanitizer::DestroyFiber(s->fibers[--s->nfibers]);
 }
 
 ProcStats Runtime::Read() const {
@@ -231,6 +237,12 @@ void Runtime::Gstart(Sched* s, ProcG* g) {
   g->stack_hi = g->stack_lo + kFixedStack;
   g->ctx =
       MakeContext(reinterpret_cast<void*>(g->stack_hi), kFixedStack, &Gentry);
+  // A TSan fiber for each life, from the M's cache: TSan counts fibers as
+  // threads (at most 8128), and queued or dead records may be many more.
+  if (sanitizer::kTsan) {
+    g->tsan_fiber =
+        s->nfibers > 0 ? s->fibers[--s->nfibers] : sanitizer::CreateFiber();
+  }
   s->gs_started.Add(1);
 }
 
@@ -273,6 +285,14 @@ bool Runtime::Serve(Sched* s, ProcG* g) {
       if (g->top != nullptr) Throw("goexit: G exits on a stack segment");
       // Frames that never returned leave ASan redzones behind.
       sanitizer::UnpoisonMemory(g->stack, kFixedStack);
+      if (sanitizer::kTsan) {
+        if (s->nfibers < kFiberCache) {
+          s->fibers[s->nfibers++] = g->tsan_fiber;
+          g->tsan_fiber = nullptr;
+        } else {
+          DropFiber(g);
+        }
+      }
       g->ctx = nullptr;
       g->sched = nullptr;
       g->m = nullptr;

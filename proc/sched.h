@@ -35,6 +35,8 @@ inline constexpr int kGfreeMax = 128;
 inline constexpr int kGfreeKeep = 64;
 // Gs moved at once from the global free list to an M that has none.
 inline constexpr int kGfreeBatch = 32;
+// TSan fibers an M keeps for its next Gs (TSan builds only).
+inline constexpr int kFiberCache = 16;
 // goids an M takes from the global counter at a time (Go's _GoidCacheBatch).
 inline constexpr int64_t kGoidBatch = 16;
 
@@ -51,6 +53,8 @@ struct alignas(64) Sched {
   GList gfree;            // Dead Gs, with their stacks.
   int64_t goid_next = 0;  // goids [goid_next, goid_end) are this M's.
   int64_t goid_end = 0;
+  void* fibers[kFiberCache] = {};  // TSan fibers of dead Gs, for new ones.
+  int nfibers = 0;
 
   // The park note (Go's m->park): set by a waker, cleared by the sleeper.
   std::mutex note_mu;
