@@ -72,6 +72,14 @@ struct ProcG : G {
 // read anew after every switch: a G may resume on another thread.
 ProcG* CurrentG();
 
+// Throw(msg), from g0 when called on a G: a G's stack may not hold the
+// report (under ASan, write(2)'s interceptor alone takes kilobytes).
+[[noreturn]] void ThrowOnG0(const char* msg);
+
+// Does nothing; calling it links unwind.cc, which refuses throws on Gs that
+// lack the stack to unwind (see kUnwindStack).
+void LinkUnwindCheck();
+
 }  // namespace internal
 }  // namespace proc
 }  // namespace stackalloc

@@ -45,7 +45,7 @@ Runtime* TheRuntime() { return the_runtime.load(std::memory_order_acquire); }
 [[noreturn]] ABSL_ATTRIBUTE_NOINLINE void ExceptionEscaped(const ProcG* g) {
   RawBuffer b;
   b.Str("goroutine ").Dec(g->goid).Str(": an exception escaped its function");
-  Throw(b.c_str());
+  ThrowOnG0(b.c_str());
 }
 
 ABSL_ATTRIBUTE_NOINLINE void RunG(ProcG* g) noexcept {
@@ -81,7 +81,7 @@ void DropFiber(ProcG* g) {
   } else {
     b.Str(": no runtime (call proc::Start first)");
   }
-  Throw(b.c_str());
+  ThrowOnG0(b.c_str());
 }
 
 // Start, Wait and Stop block the caller until Gs finish or Ms end: from a G
@@ -96,7 +96,7 @@ void CheckControlContext(const char* what) {
   if (where == nullptr) return;
   RawBuffer b;
   b.Str("proc: ").Str(what).Str(where);
-  Throw(b.c_str());
+  ThrowOnG0(b.c_str());
 }
 
 }  // namespace
@@ -313,6 +313,12 @@ ProcG* CurrentG() {
   return static_cast<ProcG*>(g);
 }
 
+void ThrowOnG0(const char* msg) {
+  Systemstack([](void* m) { Throw(static_cast<const char*>(m)); },
+              const_cast<char*>(msg));
+  Throw(msg);  // Not on a G: Systemstack called the function here.
+}
+
 void Systemstack(void (*fn)(void*), void* arg) {
   ProcG* g = CurrentG();
   if (g == nullptr) return fn(arg);
@@ -360,6 +366,7 @@ void ForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
 }  // namespace internal
 
 void Start(const Options& options) {
+  internal::LinkUnwindCheck();  // unwind.cc's interposition goes with us.
   internal::CheckControlContext("Start");
   if (options.gomaxprocs < 1 || options.gomaxprocs > kMaxProcs) {
     RawBuffer b;

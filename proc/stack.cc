@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "base/check.h"
 #include "base/sanitizers.h"
@@ -33,10 +34,30 @@ constexpr size_t kSegmentReserve = sizeof(Stktop) + 128 + kStackGuard;
 
 // The segment size for a frame of `frame` bytes: kFixedStack when it fits
 // with the reserve, else the frame plus the reserve, 16-byte aligned.
+// REQUIRES: frame <= kMaxStackFrame (Morestack checked); checked again, so
+// that no arithmetic here can wrap and serve a short segment.
 size_t SegmentSize(size_t frame) {
   if (frame <= kFixedStack - kSegmentReserve) return kFixedStack;
-  if (frame > SIZE_MAX / 2) Throw("morestack: frame too large");
-  return (frame + kSegmentReserve + 15) & ~size_t{15};
+  size_t n;
+  if (frame > kMaxStackFrame ||
+      __builtin_add_overflow(frame, kSegmentReserve + 15, &n)) {
+    Throw("morestack: frame too large");
+  }
+  return n & ~size_t{15};
+}
+
+[[noreturn]] ABSL_ATTRIBUTE_NOINLINE void FrameTooLarge(size_t n) {
+  RawBuffer b;
+  b.Str("withstack: a frame of ").Udec(n).Str(" bytes is larger than any ");
+  b.Str("stack (kMaxStackFrame = ").Udec(kMaxStackFrame).Str(")");
+  ThrowOnG0(b.c_str());
+}
+
+[[noreturn]] ABSL_ATTRIBUTE_NOINLINE void NotOnAG(size_t n) {
+  RawBuffer b;
+  b.Str("withstack: ").Udec(n).Str(" bytes do not fit on this thread's ");
+  b.Str("stack, which is not a G's and cannot grow (morestack on g0)");
+  Throw(b.c_str());
 }
 
 }  // namespace
@@ -93,15 +114,18 @@ size_t StackRoom() {
   M* m = stackalloc::internal::tls_m;
   asm volatile("" : "+r"(m));  // Read anew: a G may resume on another M.
   const G* g = m->curg();
-  if (ABSL_PREDICT_FALSE(g == nullptr)) return ~size_t{0};
+  // A thread that never entered the runtime: bind it, so that its g0 has
+  // the thread's real stack bounds (room is never overstated).
+  if (ABSL_PREDICT_FALSE(g == nullptr)) g = getm()->curg();
   uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
   uintptr_t limit = g->stack_lo + kStackGuard;
   return sp > limit ? sp - limit : 0;
 }
 
 void Morestack(size_t n, void (*fn)(void*), void* arg) {
+  if (n > kMaxStackFrame) FrameTooLarge(n);
   ProcG* g = CurrentG();
-  if (g == nullptr) Throw("morestack on g0");
+  if (g == nullptr) NotOnAG(n);
   g->req_size = n;
   g->req_fn = fn;
   g->req_arg = arg;
