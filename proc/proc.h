@@ -22,15 +22,44 @@
 // G on its old one. Frames that do not go through WithStack may use at most
 // kStackGuard bytes below the last check.
 //
+// Scheduling (docs/proc.md has the design): each M has a bounded lock-free
+// run queue with a runnext slot; idle Ms steal from the others, then park.
+// A G spawned from a G runs next on the spawner's M, when the spawner yields
+// or returns (Go's runnext); the G it displaces goes to the M's queue, where
+// other Ms may steal it. Gs spawned from ordinary threads, Gs that yield and
+// a full queue's overflow go to a global queue. Scheduling is cooperative: a
+// G runs until it returns or calls Gosched, so a G that waits for another
+// must yield while it waits. Dead Gs' records are reused with their stacks,
+// and a G's function is stored in its record: a spawn allocates nothing in
+// steady state.
+//
 // Context switches use Boost.Context's fcontext (make_fcontext /
 // jump_fcontext) and are annotated for AddressSanitizer and ThreadSanitizer.
 //
-// Thread-safety: one runtime at a time per process. Start, Wait and Stop
-// come from one controlling thread that is not a G (typically main).
-// ReadProcStats may be called from anywhere. Go needs a running runtime and
-// may be called from a G, from g0 or from an ordinary thread; Gosched,
-// Systemstack and WithStack may be called from anywhere (off a G, Gosched
-// does nothing and the other two just call their function).
+// Thread-safety and contexts: one runtime at a time per process. Start, Wait
+// and Stop come from one controlling thread that is not a G (typically
+// main); called from a G or on an M's scheduler stack they die ("fatal
+// error: proc: Wait called from a G ..."), as does Start while a runtime
+// runs. Wait and Stop without a runtime do nothing. ReadProcStats may be
+// called from anywhere. Go needs a running runtime (else it dies) and may be
+// called from a G, from g0 or from an ordinary thread; Gosched, Systemstack
+// and WithStack may be called from anywhere (off a G, Gosched does nothing
+// and the other two just call their function).
+//
+// Exceptions: the unwinder needs kUnwindStack bytes of the throwing G's
+// stack, more than a G's first stack has. A throw on a G with less room dies
+// with "fatal error: goroutine N: exception thrown with ... bytes of stack
+// left"; inside WithStack(kUnwindStack, f), f may throw and catch. An
+// exception that escapes a G's function or a WithStack function dies with a
+// message naming the G.
+//
+// fork(): the runtime's locks are held across fork() (pthread_atfork), so
+// the child finds them consistent. The runtime's Ms do not survive in the
+// child, so it is abandoned there: Go, Wait and Stop die ("... the runtime
+// did not survive fork()"), ReadProcStats returns its counters as of the
+// fork, and Start starts a fresh runtime, after which all is as usual. Only
+// an ordinary thread's child may do this; a child forked from a G must
+// only exec or _exit.
 
 #ifndef PROC_PROC_H_
 #define PROC_PROC_H_
@@ -109,18 +138,26 @@ struct ProcStats {
   uint64_t g_allocs = 0;
 };
 
-// Starts a runtime with options.gomaxprocs Ms. Dies if one is running.
+// Starts a runtime with options.gomaxprocs Ms. Dies if one is running, if
+// options are out of range, or on a G or an M's g0.
 void Start(const Options& options);
-// Blocks until every G spawned so far (and every G they spawn) has finished.
+// Blocks until every G spawned so far (and every G they spawn) has finished:
+// until every M is idle and no G is queued. Dies on a G or an M's g0.
 void Wait();
-// Wait(), then ends the Ms and joins their threads.
+// Wait(), then ends the Ms and joins their threads; dead Gs' stacks go back
+// to the StackSource. Dies on a G or an M's g0.
 void Stop();
 // Statistics of the running or last stopped runtime.
 ProcStats ReadProcStats();
 
-// Spawns a G that runs f (Go's `go f()`). The G's record is made on g0 (via
-// Systemstack when called from a G); its stack is allocated on g0 when an M
-// first runs it, and freed on g0 when f returns. f must not throw.
+// Spawns a G that runs f (Go's `go f()`). The G reuses a dead G's record
+// and stack from the M's free list when there is one; otherwise a record is
+// made on g0, and its stack allocated on g0 when an M first runs it. A dead
+// G's stack goes back to the StackSource (on g0) when the runtime stops. f
+// is stored in the record when it fits (Closure::kInlineSize bytes), else
+// on the heap. If copying f throws, the exception reaches the caller and no
+// G is spawned. f must not let an exception escape (see above). Dies if no
+// runtime runs.
 template <typename F>
 void Go(F&& f);
 
@@ -136,8 +173,9 @@ void Systemstack(F&& f);
 
 // Calls f() with at least n bytes of stack below the call, on a new segment
 // if the current one has less room (plus kStackGuard). Returns f's result (by
-// value). f must not throw. Dies with "morestack on g0" on a scheduler stack
-// that is nearly exhausted.
+// value). Dies, never serving a shorter stack, when n > kMaxStackFrame, or
+// when off a G (which cannot grow) the thread's stack has less room than n.
+// An exception must not escape f (see above).
 template <typename F>
 auto WithStack(size_t n, F&& f) -> std::decay_t<std::invoke_result_t<F&>>;
 
@@ -199,9 +237,10 @@ class Closure {
 };
 
 // Bytes left on the running stack below the caller's frame, minus
-// kStackGuard (0 if less). Very large on a thread that never entered the
-// runtime. Out of line so that it reads the thread's M anew on every call:
-// a G may resume on another thread.
+// kStackGuard (0 if less); a thread that never entered the runtime is
+// bound to an M first, so the room is that of its real stack. Out of line so
+// that it reads the thread's M anew on every call: a G may resume on another
+// thread.
 size_t StackRoom();
 
 // Switches to g0 for a new segment of at least n bytes and calls fn(arg) on
