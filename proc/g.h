@@ -40,7 +40,15 @@ struct Stktop {
   uintptr_t old_hi;
   void* base;  // This segment, as the stack source returned it.
   size_t size;
+  // Entered directly from the segment below, with a segment from the G's
+  // cache (see ProcG::segcache): it returns directly too.
+  bool direct;
 };
+
+// kFixedStack segments a G keeps after their frames return, for its next
+// growth: a G that grows and shrinks in a loop (the hot split) then switches
+// segments without g0, the stack pool or the scheduler.
+inline constexpr int kSegCache = 8;
 
 struct Sched;
 
@@ -62,6 +70,10 @@ struct ProcG : G {
   void* req_arg = nullptr;
   void* stack = nullptr;  // The first stack, kFixedStack bytes, or nullptr.
   Stktop* top = nullptr;  // The current segment's link; nullptr on `stack`.
+  // Free kFixedStack segments of this G: taken by Morestack directly,
+  // filled when segments return, freed on g0 when the G exits.
+  void* segcache[kSegCache] = {};
+  int nsegcache = 0;
   ProcG* schedlink = nullptr;     // Link in a GList (run or free queue).
   void* tsan_fiber = nullptr;     // The G's TSan fiber (nullptr without TSan).
   void* tsan_g0_fiber = nullptr;  // While running: its M thread's fiber.

@@ -188,6 +188,7 @@ ProcG* Runtime::Gfget(Sched* s) {
 }
 
 void Runtime::Gdestroy(ProcG* g) {
+  FreeSegcache(g, options_.stack_source);
   if (g->stack != nullptr) {
     sanitizer::UnpoisonMemory(g->stack, kFixedStack);
     options_.stack_source.free(g->stack, kFixedStack);
@@ -209,6 +210,7 @@ ProcStats Runtime::Read() const {
     st.gs_finished += s->gs_finished.value();
     st.segments += s->segments.value();
     st.large_segments += s->large_segments.value();
+    st.segments_reused += s->segments_reused.value();
     st.gs_stolen += s->gs_stolen.value();
     st.g_allocs += s->g_allocs.value();
   }
@@ -279,10 +281,11 @@ bool Runtime::Serve(Sched* s, ProcG* g) {
       STACKALLOC_DCHECK((CheckSegmentChain(g), true));
       return true;
     case Req::kLessstack:
-      Oldstack(g, options_.stack_source);
+      Oldstack(g, options_.stack_source, options_.segment_cache);
       return true;
     case Req::kExit:
       if (g->top != nullptr) Throw("goexit: G exits on a stack segment");
+      FreeSegcache(g, options_.stack_source);  // Only live Gs keep any.
       // Frames that never returned leave ASan redzones behind.
       sanitizer::UnpoisonMemory(g->stack, kFixedStack);
       if (sanitizer::kTsan) {

@@ -96,6 +96,12 @@ inline constexpr int kMaxProcs = 256;
 struct Options {
   int gomaxprocs = 1;  // Number of Ms (Go's GOMAXPROCS), 1..kMaxProcs.
   StackSource stack_source = kDefaultStackSource;
+  // Each G keeps up to 8 kFixedStack segments whose frames returned and
+  // enters them again directly, without g0 or stack_source (as Go's
+  // contiguous stacks keep their size). false: every segment is taken from
+  // and given back to stack_source on g0 (the seed's behaviour, which
+  // BenchmarkStackGrowth's old/new comparison of pools needs).
+  bool segment_cache = true;
 };
 
 // Room a G keeps free below its last stack check for calls that do not check
@@ -131,8 +137,11 @@ struct ProcStats {
   uint64_t gs_started = 0;      // Gs that got a stack and began to run.
   uint64_t gs_finished = 0;     // Gs whose function returned.
   uint64_t segments = 0;        // Stack segments taken by WithStack...
-  uint64_t large_segments = 0;  // ...of which larger than kFixedStack.
-  uint64_t gs_stolen = 0;       // Gs that work stealing moved between Ms.
+  uint64_t large_segments = 0;  // ...of which larger than kFixedStack...
+  // ...and of which the G had used before: entered directly from the
+  // segment below, without g0 or the StackSource.
+  uint64_t segments_reused = 0;
+  uint64_t gs_stolen = 0;  // Gs that work stealing moved between Ms.
   // G records allocated; every other spawn reused a dead G's record and
   // stack from a free list.
   uint64_t g_allocs = 0;

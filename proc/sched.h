@@ -69,6 +69,7 @@ struct alignas(64) Sched {
   SingleWriterCounter gs_finished;
   SingleWriterCounter segments;
   SingleWriterCounter large_segments;
+  SingleWriterCounter segments_reused;
   SingleWriterCounter gs_stolen;
   SingleWriterCounter g_allocs;
 };

@@ -8,6 +8,7 @@
 #include "base/sanitizers.h"
 #include "base/stack_sizes.h"
 #include "base/throw.h"
+#include "proc/sched.h"
 #include "proc/switch.h"
 #include "sched/m.h"
 
@@ -75,6 +76,7 @@ size_t Newstack(ProcG* g, const StackSource& source) {
   top->old_hi = g->stack_hi;
   top->base = v;
   top->size = n;
+  top->direct = false;
   g->top = top;
   g->stack_lo = lo;
   g->stack_hi = lo + n;
@@ -84,7 +86,7 @@ size_t Newstack(ProcG* g, const StackSource& source) {
   return n;
 }
 
-void Oldstack(ProcG* g, const StackSource& source) {
+void Oldstack(ProcG* g, const StackSource& source, bool cache) {
   STACKALLOC_CHECK(g->top != nullptr);
   STACKALLOC_DCHECK(g->OnStack(g->top));
   Stktop top = *g->top;
@@ -93,9 +95,18 @@ void Oldstack(ProcG* g, const StackSource& source) {
   g->stack_lo = top.old_lo;
   g->stack_hi = top.old_hi;
   // Frames that never returned leave ASan redzones behind; clear them before
-  // the segment goes back (stackfree poisons free stacks itself).
+  // the segment is reused or goes back (stackfree poisons free stacks).
   sanitizer::UnpoisonMemory(top.base, top.size);
-  source.free(top.base, top.size);
+  if (cache && top.size == kFixedStack && g->nsegcache < kSegCache) {
+    g->segcache[g->nsegcache++] = top.base;
+  } else {
+    source.free(top.base, top.size);
+  }
+}
+
+void FreeSegcache(ProcG* g, const StackSource& source) {
+  while (g->nsegcache > 0)
+    source.free(g->segcache[--g->nsegcache], kFixedStack);
 }
 
 void CheckSegmentChain(const ProcG* g) {
@@ -122,10 +133,71 @@ size_t StackRoom() {
   return sp > limit ? sp - limit : 0;
 }
 
+namespace {
+
+// Where a segment from the G's cache starts (see MorestackDirect).
+[[noreturn]] STACKALLOC_NO_TSAN_FRAME void DirectEntry(transfer_t t) noexcept {
+  auto* g = static_cast<ProcG*>(t.data);
+  g->top->oldctx = t.fctx;  // The G, in MorestackDirect on the old segment.
+  AfterResume(nullptr);
+  void (*fn)(void*) = g->req_fn;
+  fn(g->req_arg);
+  Stktop* top = g->top;
+  if (g->nsegcache == kSegCache) McallDrop(g, Req::kLessstack);  // To free.
+  g->top = top->prev;
+  g->stack_lo = top->old_lo;
+  g->stack_hi = top->old_hi;
+  sanitizer::UnpoisonMemory(top->base, kFixedStack);
+  g->segcache[g->nsegcache++] = top->base;
+  // nullptr: ASan drops this stack's fake frames; it is done with them.
+  sanitizer::StartSwitchFiber(nullptr, reinterpret_cast<void*>(g->stack_lo),
+                              g->stack_hi - g->stack_lo);
+  boost::context::detail::jump_fcontext(top->oldctx, nullptr);
+  Throw("lessstack: a returned segment was resumed");
+}
+
+// Morestack's fast path: a segment the G freed before, entered by a direct
+// jump from this one (and left by one back). Stacks are neither allocated
+// nor freed, so g0 is not needed; the G stays on its M and its TSan fiber.
+ABSL_ATTRIBUTE_NOINLINE void MorestackDirect(ProcG* g, void (*fn)(void*),
+                                             void* arg) {
+  void* v = g->segcache[--g->nsegcache];
+  const auto lo = reinterpret_cast<uintptr_t>(v);
+  auto* top = reinterpret_cast<Stktop*>((lo + kFixedStack - sizeof(Stktop)) &
+                                        ~uintptr_t{15});
+  top->prev = g->top;
+  top->old_lo = g->stack_lo;
+  top->old_hi = g->stack_hi;
+  top->base = v;
+  top->size = kFixedStack;
+  top->direct = true;
+  g->top = top;
+  g->stack_lo = lo;
+  g->stack_hi = lo + kFixedStack;
+  g->req_fn = fn;
+  g->req_arg = arg;
+  g->sched->segments.Add(1);  // This M's counters: the G runs on its thread.
+  g->sched->segments_reused.Add(1);
+  fcontext_t ctx =
+      MakeContext(top, reinterpret_cast<uintptr_t>(top) - lo, &DirectEntry);
+  void* fake = nullptr;
+  sanitizer::StartSwitchFiber(&fake, v, kFixedStack);
+  transfer_t t = boost::context::detail::jump_fcontext(ctx, g);
+  // Back from DirectEntry (data nullptr), or resumed by g0 after it freed
+  // the segment (data g): then t.fctx is where g0 waits for the G.
+  if (t.data != nullptr) g->g0ctx = t.fctx;
+  AfterResume(fake);
+}
+
+}  // namespace
+
 void Morestack(size_t n, void (*fn)(void*), void* arg) {
   if (n > kMaxStackFrame) FrameTooLarge(n);
   ProcG* g = CurrentG();
   if (g == nullptr) NotOnAG(n);
+  if (n <= kFixedStack - kSegmentReserve && g->nsegcache > 0) {
+    return MorestackDirect(g, fn, arg);
+  }
   g->req_size = n;
   g->req_fn = fn;
   g->req_arg = arg;
