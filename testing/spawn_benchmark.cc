@@ -22,7 +22,9 @@
 // in Go's naming (BenchmarkCreateGoroutinesParallel-2): ours, Go's and
 // ours/go. With --go_output=FILE (the output of `go test -bench=...`) the Go
 // column is filled in. With repetitions, each cell is the best run: noise
-// on a shared machine only ever adds time.
+// on a shared machine only ever adds time. To interleave our runs with Go's
+// (as //testing:spawn_report does), --ours_out=FILE appends our results in
+// Go's format, and --ours_output=FILE adds such results to the table.
 
 #include <atomic>
 #include <cstdio>
@@ -186,15 +188,19 @@ void PrintTable(const Cells& ours, const Cells& go) {
 
 int main(int argc, char** argv) {
   using namespace stackalloc::baseline;  // NOLINT(build/namespaces)
-  std::string go_output;
+  std::string go_output, ours_out, ours_output;
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
-    const char kFlag[] = "--go_output=";
-    if (strncmp(argv[i], kFlag, sizeof kFlag - 1) == 0) {
-      go_output = argv[i] + sizeof kFlag - 1;
-    } else {
-      argv[kept++] = argv[i];
+    bool ours = false;
+    for (auto [flag, value] : {std::pair{"--go_output=", &go_output},
+                               std::pair{"--ours_out=", &ours_out},
+                               std::pair{"--ours_output=", &ours_output}}) {
+      if (strncmp(argv[i], flag, strlen(flag)) == 0) {
+        *value = argv[i] + strlen(flag);
+        ours = true;
+      }
     }
+    if (!ours) argv[kept++] = argv[i];
   }
   argc = kept;
   // Both benchmarks at each procs before the next procs: one runtime each.
@@ -212,10 +218,24 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   Reporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
+  // With --ours_output only the table is wanted.
+  if (ours_output.empty()) benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   if (running_procs != 0) stackalloc::proc::Stop();
-  PrintTable(reporter.cells(),
-             go_output.empty() ? Cells{} : ReadGoOutput(go_output));
+  Cells cells = reporter.cells();
+  if (!ours_out.empty()) {
+    FILE* f = fopen(ours_out.c_str(), "a");
+    if (f == nullptr) return 1;
+    for (const auto& [name, ns] : cells)
+      fprintf(f, "%s 1 %.2f ns/op\n", name.c_str(), ns);
+    fclose(f);
+  }
+  if (!ours_output.empty()) {
+    for (const auto& [name, ns] : ReadGoOutput(ours_output)) {
+      auto it = cells.find(name);
+      if (it == cells.end() || ns < it->second) cells[name] = ns;
+    }
+  }
+  PrintTable(cells, go_output.empty() ? Cells{} : ReadGoOutput(go_output));
   return 0;
 }
