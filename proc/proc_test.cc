@@ -215,9 +215,10 @@ TEST_F(ProcTest, SegmentCacheRefillsAndOverflows) {
 // takes them from its cache, without g0 or the pool.
 TEST_F(ProcTest, HotSplitReusesSegmentsDirectly) {
   constexpr int kCalls = 1000;
-  // At most 7 segments even in sanitizer builds (one frame per segment
-  // there), so that they all fit in the G's cache (8).
-  constexpr int kDepth = 6;
+  // Past the first stack, but few enough segments for the G's cache (8) in
+  // every build: sanitizer builds fit one frame per segment, optimised ones
+  // about twelve.
+  constexpr int kDepth = 4 * kFixedStack / (kRecursePad + kStackGuard);
   StartRuntime(1);
   std::atomic<int> right{0};
   Go([&] {
