@@ -34,15 +34,14 @@ enum class Req : uint8_t {
 // The link record at the top of every segment after a G's first stack: how
 // to get back to the segment below (Go's Stktop).
 struct Stktop {
-  Stktop* prev;       // The previous segment's Stktop, or nullptr.
-  fcontext_t oldctx;  // Where the G resumes on the previous segment.
-  uintptr_t old_lo;   // Bounds of the previous segment.
+  Stktop* prev;  // The previous segment's Stktop, or nullptr.
+  // Where the G resumes on the previous segment; nullptr for a segment from
+  // the G's cache, which is left by returning.
+  fcontext_t oldctx;
+  uintptr_t old_lo;  // Bounds of the previous segment.
   uintptr_t old_hi;
   void* base;  // This segment, as the stack source returned it.
   size_t size;
-  // Entered directly from the segment below, with a segment from the G's
-  // cache (see ProcG::segcache): it returns directly too.
-  bool direct;
 };
 
 // kFixedStack segments a G keeps after their frames return, for its next

@@ -106,6 +106,7 @@ Runtime::Runtime(const Options& options)
   for (int i = 0; i < nprocs_; ++i) {
     scheds_.push_back(std::make_unique<Sched>());
     scheds_.back()->id = i;
+    scheds_.back()->stack_source = &options_.stack_source;
   }
 }
 

@@ -46,6 +46,7 @@ struct alignas(64) Sched {
   // The M's thread only.
   int id = 0;
   M* m = nullptr;
+  const StackSource* stack_source = nullptr;  // The runtime's.
   void* tsan_fiber = nullptr;  // The thread's own (nullptr without TSan).
   uint32_t schedtick = 0;      // Gs run: every 61st looks at the global queue.
   uint32_t fastrand = 0;

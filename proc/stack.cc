@@ -12,10 +12,22 @@
 #include "proc/switch.h"
 #include "sched/m.h"
 
+// call_on_stack_x86_64.S
+extern "C" void stackalloc_proc_call_on_stack(void* arg, void (*fn)(void*),
+                                              void* sp);
+
 namespace stackalloc {
 namespace proc {
 namespace internal {
 namespace {
+
+// Whether segments can be entered by a plain call on another stack (see
+// call_on_stack_x86_64.S); elsewhere every segment goes through g0.
+#if defined(__x86_64__)
+constexpr bool kHaveCallOnStack = true;
+#else
+constexpr bool kHaveCallOnStack = false;
+#endif
 
 // A segment of kFixedStack bytes must hold, besides the frame it is for, its
 // Stktop, the fcontext record below it, the entry function's frame and the
@@ -76,7 +88,6 @@ size_t Newstack(ProcG* g, const StackSource& source) {
   top->old_hi = g->stack_hi;
   top->base = v;
   top->size = n;
-  top->direct = false;
   g->top = top;
   g->stack_lo = lo;
   g->stack_hi = lo + n;
@@ -135,15 +146,25 @@ size_t StackRoom() {
 
 namespace {
 
-// Where a segment from the G's cache starts (see MorestackDirect).
-[[noreturn]] STACKALLOC_NO_TSAN_FRAME void DirectEntry(transfer_t t) noexcept {
-  auto* g = static_cast<ProcG*>(t.data);
-  g->top->oldctx = t.fctx;  // The G, in MorestackDirect on the old segment.
-  AfterResume(nullptr);
+// The body of a segment from the G's cache, on that segment (entered by
+// stackalloc_proc_call_on_stack from MorestackDirect).
+void CachedSegmentBody(void* arg) {
+  auto* g = static_cast<ProcG*>(arg);
+  AfterResume(nullptr);  // A fresh stack for ASan: no fake frames saved.
   void (*fn)(void*) = g->req_fn;
   fn(g->req_arg);
+  // The G may be on another M now; it runs on this segment still.
   Stktop* top = g->top;
-  if (g->nsegcache == kSegCache) McallDrop(g, Req::kLessstack);  // To free.
+  if (g->nsegcache == kSegCache) {
+    // Deeper segments refilled the cache: one of them goes back, on g0.
+    Systemstack(
+        [](void* p) {
+          auto* h = static_cast<ProcG*>(p);
+          h->sched->stack_source->free(h->segcache[--h->nsegcache],
+                                       kFixedStack);
+        },
+        g);
+  }
   g->top = top->prev;
   g->stack_lo = top->old_lo;
   g->stack_hi = top->old_hi;
@@ -152,13 +173,12 @@ namespace {
   // nullptr: ASan drops this stack's fake frames; it is done with them.
   sanitizer::StartSwitchFiber(nullptr, reinterpret_cast<void*>(g->stack_lo),
                               g->stack_hi - g->stack_lo);
-  boost::context::detail::jump_fcontext(top->oldctx, nullptr);
-  Throw("lessstack: a returned segment was resumed");
 }
 
-// Morestack's fast path: a segment the G freed before, entered by a direct
-// jump from this one (and left by one back). Stacks are neither allocated
-// nor freed, so g0 is not needed; the G stays on its M and its TSan fiber.
+// Morestack's fast path: a kFixedStack segment the G used before, from its
+// cache, entered by a plain call on that stack (no context switch: the G
+// stays on its M, its context and its TSan fiber). Stacks are neither
+// allocated nor freed here, so g0 is not needed.
 ABSL_ATTRIBUTE_NOINLINE void MorestackDirect(ProcG* g, void (*fn)(void*),
                                              void* arg) {
   void* v = g->segcache[--g->nsegcache];
@@ -166,11 +186,11 @@ ABSL_ATTRIBUTE_NOINLINE void MorestackDirect(ProcG* g, void (*fn)(void*),
   auto* top = reinterpret_cast<Stktop*>((lo + kFixedStack - sizeof(Stktop)) &
                                         ~uintptr_t{15});
   top->prev = g->top;
+  top->oldctx = nullptr;  // Left by returning, not by a context switch.
   top->old_lo = g->stack_lo;
   top->old_hi = g->stack_hi;
   top->base = v;
   top->size = kFixedStack;
-  top->direct = true;
   g->top = top;
   g->stack_lo = lo;
   g->stack_hi = lo + kFixedStack;
@@ -178,14 +198,9 @@ ABSL_ATTRIBUTE_NOINLINE void MorestackDirect(ProcG* g, void (*fn)(void*),
   g->req_arg = arg;
   g->sched->segments.Add(1);  // This M's counters: the G runs on its thread.
   g->sched->segments_reused.Add(1);
-  fcontext_t ctx =
-      MakeContext(top, reinterpret_cast<uintptr_t>(top) - lo, &DirectEntry);
   void* fake = nullptr;
   sanitizer::StartSwitchFiber(&fake, v, kFixedStack);
-  transfer_t t = boost::context::detail::jump_fcontext(ctx, g);
-  // Back from DirectEntry (data nullptr), or resumed by g0 after it freed
-  // the segment (data g): then t.fctx is where g0 waits for the G.
-  if (t.data != nullptr) g->g0ctx = t.fctx;
+  stackalloc_proc_call_on_stack(g, &CachedSegmentBody, top);
   AfterResume(fake);
 }
 
@@ -195,7 +210,8 @@ void Morestack(size_t n, void (*fn)(void*), void* arg) {
   if (n > kMaxStackFrame) FrameTooLarge(n);
   ProcG* g = CurrentG();
   if (g == nullptr) NotOnAG(n);
-  if (n <= kFixedStack - kSegmentReserve && g->nsegcache > 0) {
+  if (kHaveCallOnStack && n <= kFixedStack - kSegmentReserve &&
+      g->nsegcache > 0) {
     return MorestackDirect(g, fn, arg);
   }
   g->req_size = n;
