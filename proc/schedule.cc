@@ -72,6 +72,9 @@ void Runtime::Schedule(Sched* s) {
       if (g == nullptr) return;  // Stopping.
     }
     if (s->spinning) Resetspinning(s);
+    // Gs left in this M's ring (a batch from the global queue, or stolen)
+    // are work for an idle M: without a spawn, nothing else would wake one.
+    if (s->runq.RingSize() > 0) Wakep();
     Execute(s, g);
   }
 }

@@ -132,17 +132,44 @@ class Reporter : public benchmark::ConsoleReporter {
       double ns = run.GetAdjustedRealTime() *
                   benchmark::GetTimeUnitMultiplier(benchmark::kNanosecond) /
                   benchmark::GetTimeUnitMultiplier(run.time_unit);
-      Cell& c = cells_[pool][procs];
-      if (c.ns < 0 || ns < c.ns) {
-        c.ns = ns;
-        auto it = run.counters.find("segs/op");
-        if (it != run.counters.end()) c.segs = it->second.value;
-      }
+      auto segs = run.counters.find("segs/op");
       auto cpu = run.counters.find("cpu_ns/op");
-      if (cpu != run.counters.end() &&
-          (c.cpu_ns < 0 || cpu->second.value < c.cpu_ns)) {
-        c.cpu_ns = cpu->second.value;
+      Add(pool, procs,
+          {ns, cpu == run.counters.end() ? -1 : cpu->second.value,
+           segs == run.counters.end() ? -1 : segs->second.value});
+    }
+  }
+
+  // Keeps the best (lowest) wall and CPU time of each cell.
+  void Add(const std::string& pool, int procs, const Cell& run) {
+    Cell& c = cells_[pool][procs];
+    if (c.ns < 0 || run.ns < c.ns) {
+      c.ns = run.ns;
+      c.segs = run.segs;
+    }
+    if (run.cpu_ns >= 0 && (c.cpu_ns < 0 || run.cpu_ns < c.cpu_ns)) {
+      c.cpu_ns = run.cpu_ns;
+    }
+  }
+
+  // One line per cell, "pool procs ns cpu_ns segs", for ReadCells in a
+  // later process (stack_growth_report interleaves our rounds with Go's).
+  void WriteCells(FILE* f) const {
+    for (const auto& [pool, by_procs] : cells_) {
+      for (const auto& [procs, c] : by_procs) {
+        fprintf(f, "%s %d %.3f %.3f %.3f\n", pool.c_str(), procs, c.ns,
+                c.cpu_ns, c.segs);
       }
+    }
+  }
+
+  void ReadCells(const std::string& path) {
+    std::ifstream in(path);
+    std::string pool;
+    int procs;
+    Cell c;
+    while (in >> pool >> procs >> c.ns >> c.cpu_ns >> c.segs) {
+      Add(pool, procs, c);
     }
   }
 
@@ -253,15 +280,21 @@ void PrintTable(const Reporter& r, const std::map<int, double>& go) {
 
 int main(int argc, char** argv) {
   using namespace stackalloc::baseline;  // NOLINT(build/namespaces)
-  std::string go_output;
+  // --ours_out=FILE appends this run's cells to FILE; --ours_output=FILE
+  // runs nothing and prints the table of FILE's cells (the report's rounds).
+  std::string go_output, ours_out, ours_output;
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
-    const char kFlag[] = "--go_output=";
-    if (strncmp(argv[i], kFlag, sizeof kFlag - 1) == 0) {
-      go_output = argv[i] + sizeof kFlag - 1;
-    } else {
-      argv[kept++] = argv[i];
+    bool ours = false;
+    for (auto [flag, value] : {std::pair{"--go_output=", &go_output},
+                               std::pair{"--ours_out=", &ours_out},
+                               std::pair{"--ours_output=", &ours_output}}) {
+      if (strncmp(argv[i], flag, strlen(flag)) == 0) {
+        *value = argv[i] + strlen(flag);
+        ours = true;
+      }
     }
+    if (!ours) argv[kept++] = argv[i];
   }
   argc = kept;
   // Old and new side by side for each procs, so both see the same noise;
@@ -282,9 +315,19 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   Reporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
+  if (ours_output.empty()) {
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+  } else {
+    reporter.ReadCells(ours_output);
+  }
   benchmark::Shutdown();
   if (current.running) stackalloc::proc::Stop();
+  if (!ours_out.empty()) {
+    FILE* f = fopen(ours_out.c_str(), "a");
+    if (f == nullptr) return 1;
+    reporter.WriteCells(f);
+    fclose(f);
+  }
   PrintTable(reporter, go_output.empty() ? std::map<int, double>{}
                                          : ReadGoOutput(go_output));
   return 0;
