@@ -18,10 +18,13 @@
 // current segment has less room, the G switches to g0, which takes a new
 // segment from the pool (kFixedStack, or a segment of the right size from the
 // general path for frames larger than that) and starts f on it; when f
-// returns, the G switches to g0 again, which frees the segment and resumes the
-// G on its old one. Frames that do not go through WithStack may use at most
+// returns, the G switches to g0 again, which takes the segment back. A
+// kFixedStack segment is kept by the G (up to 8, Options::segment_cache), and
+// its next growth calls f on it directly, without g0 or the pool, as Go's
+// contiguous stacks keep their size; the G's cached segments go back on g0
+// when it exits. Frames that do not go through WithStack may use at most
 // kStackGuard bytes below the last check.
-//
+
 // Scheduling (docs/proc.md has the design): each M has a bounded lock-free
 // run queue with a runnext slot; idle Ms steal from the others, then park.
 // A G spawned from a G runs next on the spawner's M, when the spawner yields
