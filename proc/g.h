@@ -10,9 +10,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 
 #include "boost/context/detail/fcontext.hpp"
+#include "proc/proc.h"
 #include "sched/m.h"
 
 namespace stackalloc {
@@ -34,18 +34,30 @@ enum class Req : uint8_t {
 // The link record at the top of every segment after a G's first stack: how
 // to get back to the segment below (Go's Stktop).
 struct Stktop {
-  Stktop* prev;       // The previous segment's Stktop, or nullptr.
-  fcontext_t oldctx;  // Where the G resumes on the previous segment.
-  uintptr_t old_lo;   // Bounds of the previous segment.
+  Stktop* prev;  // The previous segment's Stktop, or nullptr.
+  // Where the G resumes on the previous segment; nullptr for a segment from
+  // the G's cache, which is left by returning.
+  fcontext_t oldctx;
+  uintptr_t old_lo;  // Bounds of the previous segment.
   uintptr_t old_hi;
   void* base;  // This segment, as the stack source returned it.
   size_t size;
 };
 
+// kFixedStack segments a G keeps after their frames return, for its next
+// growth: a G that grows and shrinks in a loop (the hot split) then switches
+// segments without g0, the stack pool or the scheduler.
+inline constexpr int kSegCache = 8;
+
+struct Sched;
+
 // A G of the runtime. stack_lo / stack_hi (in G) are the bounds of the
-// segment it runs on.
+// segment it runs on. A record outlives its G: when the G exits, the record
+// (with its first stack and TSan fiber) goes on its M's free list, and the
+// next spawn on that M reuses it (Go's gfput / gfget).
 struct ProcG : G {
-  std::function<void()> fn;
+  Closure fn;              // The G's function; empty once it has run.
+  Sched* sched = nullptr;  // The M running the G, while it runs.
   // Where the G resumes; nullptr until an M first runs it.
   fcontext_t ctx = nullptr;
   // While the G runs: where its M's g0 waits for it.
@@ -55,9 +67,13 @@ struct ProcG : G {
   size_t req_size = 0;
   void (*req_fn)(void*) = nullptr;
   void* req_arg = nullptr;
-  void* stack = nullptr;  // The first stack, kFixedStack bytes.
+  void* stack = nullptr;  // The first stack, kFixedStack bytes, or nullptr.
   Stktop* top = nullptr;  // The current segment's link; nullptr on `stack`.
-  ProcG* schedlink = nullptr;
+  // Free kFixedStack segments of this G: taken by Morestack directly,
+  // filled when segments return, freed on g0 when the G exits.
+  void* segcache[kSegCache] = {};
+  int nsegcache = 0;
+  ProcG* schedlink = nullptr;     // Link in a GList (run or free queue).
   void* tsan_fiber = nullptr;     // The G's TSan fiber (nullptr without TSan).
   void* tsan_g0_fiber = nullptr;  // While running: its M thread's fiber.
 };
@@ -66,6 +82,14 @@ struct ProcG : G {
 // Out of line and behind a compiler barrier so that the thread-local M is
 // read anew after every switch: a G may resume on another thread.
 ProcG* CurrentG();
+
+// Throw(msg), from g0 when called on a G: a G's stack may not hold the
+// report (under ASan, write(2)'s interceptor alone takes kilobytes).
+[[noreturn]] void ThrowOnG0(const char* msg);
+
+// Does nothing; calling it links unwind.cc, which refuses throws on Gs that
+// lack the stack to unwind (see kUnwindStack).
+void LinkUnwindCheck();
 
 }  // namespace internal
 }  // namespace proc

@@ -18,26 +18,58 @@
 // current segment has less room, the G switches to g0, which takes a new
 // segment from the pool (kFixedStack, or a segment of the right size from the
 // general path for frames larger than that) and starts f on it; when f
-// returns, the G switches to g0 again, which frees the segment and resumes the
-// G on its old one. Frames that do not go through WithStack may use at most
+// returns, the G switches to g0 again, which takes the segment back. A
+// kFixedStack segment is kept by the G (up to 8, Options::segment_cache), and
+// its next growth calls f on it directly, without g0 or the pool, as Go's
+// contiguous stacks keep their size; the G's cached segments go back on g0
+// when it exits. Frames that do not go through WithStack may use at most
 // kStackGuard bytes below the last check.
+
+// Scheduling (docs/proc.md has the design): each M has a bounded lock-free
+// run queue with a runnext slot; idle Ms steal from the others, then park.
+// A G spawned from a G runs next on the spawner's M, when the spawner yields
+// or returns (Go's runnext); the G it displaces goes to the M's queue, where
+// other Ms may steal it. Gs spawned from ordinary threads, Gs that yield and
+// a full queue's overflow go to a global queue. Scheduling is cooperative: a
+// G runs until it returns or calls Gosched, so a G that waits for another
+// must yield while it waits. Dead Gs' records are reused with their stacks,
+// and a G's function is stored in its record: a spawn allocates nothing in
+// steady state.
 //
 // Context switches use Boost.Context's fcontext (make_fcontext /
 // jump_fcontext) and are annotated for AddressSanitizer and ThreadSanitizer.
 //
-// Thread-safety: one runtime at a time per process. Start, Wait and Stop
-// come from one controlling thread that is not a G (typically main).
-// ReadProcStats may be called from anywhere. Go needs a running runtime and
-// may be called from a G, from g0 or from an ordinary thread; Gosched,
-// Systemstack and WithStack may be called from anywhere (off a G, Gosched
-// does nothing and the other two just call their function).
+// Thread-safety and contexts: one runtime at a time per process. Start, Wait
+// and Stop come from one controlling thread that is not a G (typically
+// main); called from a G or on an M's scheduler stack they die ("fatal
+// error: proc: Wait called from a G ..."), as does Start while a runtime
+// runs. Wait and Stop without a runtime do nothing. ReadProcStats may be
+// called from anywhere. Go needs a running runtime (else it dies) and may be
+// called from a G, from g0 or from an ordinary thread; Gosched, Systemstack
+// and WithStack may be called from anywhere (off a G, Gosched does nothing
+// and the other two just call their function).
+//
+// Exceptions: the unwinder needs kUnwindStack bytes of the throwing G's
+// stack, more than a G's first stack has. A throw on a G with less room dies
+// with "fatal error: goroutine N: exception thrown with ... bytes of stack
+// left"; inside WithStack(kUnwindStack, f), f may throw and catch. An
+// exception that escapes a G's function or a WithStack function dies with a
+// message naming the G.
+//
+// fork(): the runtime's locks are held across fork() (pthread_atfork), so
+// the child finds them consistent. The runtime's Ms do not survive in the
+// child, so it is abandoned there: Go, Wait and Stop die ("... the runtime
+// did not survive fork()"), ReadProcStats returns its counters as of the
+// fork, and Start starts a fresh runtime, after which all is as usual. Only
+// an ordinary thread's child may do this; a child forked from a G must
+// only exec or _exit.
 
 #ifndef PROC_PROC_H_
 #define PROC_PROC_H_
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <new>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -61,9 +93,18 @@ struct StackSource {
 // stackalloc / stackfree.
 inline constexpr StackSource kDefaultStackSource = {&stackalloc, &stackfree};
 
+// The most Ms a runtime may have (Go's _MaxGomaxprocs of 2013).
+inline constexpr int kMaxProcs = 256;
+
 struct Options {
-  int gomaxprocs = 1;  // Number of Ms (Go's GOMAXPROCS).
+  int gomaxprocs = 1;  // Number of Ms (Go's GOMAXPROCS), 1..kMaxProcs.
   StackSource stack_source = kDefaultStackSource;
+  // Each G keeps up to 8 kFixedStack segments whose frames returned and
+  // enters them again directly, without g0 or stack_source (as Go's
+  // contiguous stacks keep their size). false: every segment is taken from
+  // and given back to stack_source on g0 (the seed's behaviour, which
+  // BenchmarkStackGrowth's old/new comparison of pools needs).
+  bool segment_cache = true;
 };
 
 // Room a G keeps free below its last stack check for calls that do not check
@@ -80,27 +121,55 @@ inline constexpr size_t kStackGuard = 1024;
 inline constexpr size_t kStackGuard = 256;
 #endif
 
+// The largest frame WithStack serves (Go's maxstacksize on 64-bit systems).
+inline constexpr size_t kMaxStackFrame = size_t{1} << 30;
+
+// Stack a throw needs below it on a G: the unwinder's two phases, the
+// personality routines and __cxa_begin_catch take 3.4-4 KiB (measured with
+// GCC 12, libgcc_s; plain and sanitizer builds), more than a G's first stack
+// holds. Code that throws must catch inside WithStack(kUnwindStack, ...).
+#if defined(ABSL_HAVE_ADDRESS_SANITIZER) || defined(ABSL_HAVE_THREAD_SANITIZER)
+inline constexpr size_t kUnwindStack = 16384;
+#else
+inline constexpr size_t kUnwindStack = 8192;
+#endif
+
 // Counters of the running runtime, or of the last one stopped. Exact once
 // Wait() has returned; while Gs run, each counter is some recent value.
 struct ProcStats {
   uint64_t gs_started = 0;      // Gs that got a stack and began to run.
   uint64_t gs_finished = 0;     // Gs whose function returned.
   uint64_t segments = 0;        // Stack segments taken by WithStack...
-  uint64_t large_segments = 0;  // ...of which larger than kFixedStack.
+  uint64_t large_segments = 0;  // ...of which larger than kFixedStack...
+  // ...and of which the G had used before: entered directly from the
+  // segment below, without g0 or the StackSource.
+  uint64_t segments_reused = 0;
+  uint64_t gs_stolen = 0;  // Gs that work stealing moved between Ms.
+  // G records allocated; every other spawn reused a dead G's record and
+  // stack from a free list.
+  uint64_t g_allocs = 0;
 };
 
-// Starts a runtime with options.gomaxprocs Ms. Dies if one is running.
+// Starts a runtime with options.gomaxprocs Ms. Dies if one is running, if
+// options are out of range, or on a G or an M's g0.
 void Start(const Options& options);
-// Blocks until every G spawned so far (and every G they spawn) has finished.
+// Blocks until every G spawned so far (and every G they spawn) has finished:
+// until every M is idle and no G is queued. Dies on a G or an M's g0.
 void Wait();
-// Wait(), then ends the Ms and joins their threads.
+// Wait(), then ends the Ms and joins their threads; dead Gs' stacks go back
+// to the StackSource. Dies on a G or an M's g0.
 void Stop();
 // Statistics of the running or last stopped runtime.
 ProcStats ReadProcStats();
 
-// Spawns a G that runs f (Go's `go f()`). The G's record is made on g0 (via
-// Systemstack when called from a G); its stack is allocated on g0 when an M
-// first runs it, and freed on g0 when f returns. f must not throw.
+// Spawns a G that runs f (Go's `go f()`). The G reuses a dead G's record
+// and stack from the M's free list when there is one; otherwise a record is
+// made on g0, and its stack allocated on g0 when an M first runs it. A dead
+// G's stack goes back to the StackSource (on g0) when the runtime stops. f
+// is stored in the record when it fits (Closure::kInlineSize bytes), else
+// on the heap. If copying f throws, the exception reaches the caller and no
+// G is spawned. f must not let an exception escape (see above). Dies if no
+// runtime runs.
 template <typename F>
 void Go(F&& f);
 
@@ -116,34 +185,114 @@ void Systemstack(F&& f);
 
 // Calls f() with at least n bytes of stack below the call, on a new segment
 // if the current one has less room (plus kStackGuard). Returns f's result (by
-// value). f must not throw. Dies with "morestack on g0" on a scheduler stack
-// that is nearly exhausted.
+// value). Dies, never serving a shorter stack, when n > kMaxStackFrame, or
+// when off a G (which cannot grow) the thread's stack has less room than n.
+// An exception must not escape f (see above).
 template <typename F>
 auto WithStack(size_t n, F&& f) -> std::decay_t<std::invoke_result_t<F&>>;
 
 namespace internal {
 
+// A G's function: a callable stored in the G record itself when it is at
+// most kInlineSize bytes (and not over-aligned), so a spawn allocates
+// nothing; a larger one is moved to the heap, allocated on g0. Owned by one
+// G record; not thread-safe.
+class Closure {
+ public:
+  static constexpr size_t kInlineSize = 64;
+
+  Closure() = default;
+  Closure(const Closure&) = delete;
+  Closure& operator=(const Closure&) = delete;
+  ~Closure() { Destroy(); }
+
+  // Stores f. REQUIRES: empty.
+  template <typename F>
+  void Emplace(F&& f);
+
+  // Calls the function, then destroys it. REQUIRES: not empty.
+  void Run() {
+    Op op = op_;
+    op_ = nullptr;
+    op(buf_, true);
+  }
+
+  // Destroys the function without calling it, if there is one.
+  void Destroy() {
+    if (op_ == nullptr) return;
+    Op op = op_;
+    op_ = nullptr;
+    op(buf_, false);
+  }
+
+  bool empty() const { return op_ == nullptr; }
+
+ private:
+  using Op = void (*)(void* buf, bool call);
+
+  template <typename Fn>
+  static constexpr bool kFitsInline = sizeof(Fn) <= kInlineSize &&
+                                      alignof(Fn) <= alignof(std::max_align_t);
+
+  template <typename Fn>
+  static void InlineOp(void* buf, bool call) {
+    Fn* fn = std::launder(static_cast<Fn*>(buf));
+    if (call) (*fn)();
+    fn->~Fn();
+  }
+
+  template <typename Fn>
+  static void HeapOp(void* buf, bool call);
+
+  Op op_ = nullptr;
+  alignas(std::max_align_t) unsigned char buf_[kInlineSize];
+};
+
 // Bytes left on the running stack below the caller's frame, minus
-// kStackGuard (0 if less). Very large on a thread that never entered the
-// runtime. Out of line so that it reads the thread's M anew on every call:
-// a G may resume on another thread.
+// kStackGuard (0 if less); a thread that never entered the runtime is
+// bound to an M first, so the room is that of its real stack. Out of line so
+// that it reads the thread's M anew on every call: a G may resume on another
+// thread.
 size_t StackRoom();
 
 // Switches to g0 for a new segment of at least n bytes and calls fn(arg) on
 // it; returns on the old segment after the new one has been freed.
 void Morestack(size_t n, void (*fn)(void*), void* arg);
 
+// Dies: an exception escaped a WithStack function (it cannot cross to the
+// segment below, whose frames the unwinder cannot see).
+[[noreturn]] void ExceptionLeftSegment();
+
 // Runs fn(arg) on g0 (directly when not on a G).
 void Systemstack(void (*fn)(void*), void* arg);
 
-// Queues a new G. REQUIRES: on g0 or an ordinary thread.
-void Newproc(std::function<void()> fn);
+// Go's newproc, in two halves around storing the function: NewprocStart
+// takes a G record (a dead G's from the M's free list when there is one,
+// stack included) and returns its empty closure; NewprocFinish queues that
+// G. Both die with "go: ..." when no runtime runs.
+struct ProcG;
+struct NewG {
+  ProcG* g;
+  Closure* fn;
+};
+NewG NewprocStart();
+void NewprocFinish(ProcG* g);
+// Gives back a record whose closure could not be stored (it threw).
+void NewprocAbort(ProcG* g);
 
 template <typename R, typename F>
 ABSL_ATTRIBUTE_NOINLINE R CallOnNewSegment(size_t n, F& f) {
   if constexpr (std::is_void_v<R>) {
     Morestack(
-        n, [](void* p) noexcept { (*static_cast<F*>(p))(); }, &f);
+        n,
+        [](void* p) noexcept {
+          try {
+            (*static_cast<F*>(p))();
+          } catch (...) {
+            ExceptionLeftSegment();
+          }
+        },
+        &f);
   } else {
     struct Call {
       F* f;
@@ -153,7 +302,11 @@ ABSL_ATTRIBUTE_NOINLINE R CallOnNewSegment(size_t n, F& f) {
         n,
         [](void* p) noexcept {
           auto* c = static_cast<Call*>(p);
-          c->r.emplace((*c->f)());
+          try {
+            c->r.emplace((*c->f)());
+          } catch (...) {
+            ExceptionLeftSegment();
+          }
         },
         &call);
     return std::move(*call.r);
@@ -162,10 +315,44 @@ ABSL_ATTRIBUTE_NOINLINE R CallOnNewSegment(size_t n, F& f) {
 
 }  // namespace internal
 
+namespace internal {
+
+template <typename F>
+void Closure::Emplace(F&& f) {
+  using Fn = std::decay_t<F>;
+  if constexpr (kFitsInline<Fn>) {
+    ::new (static_cast<void*>(buf_)) Fn(std::forward<F>(f));
+    op_ = &InlineOp<Fn>;
+  } else {
+    // The heap on g0: malloc may need more stack than a G keeps in reserve.
+    Fn* heap = nullptr;
+    proc::Systemstack([&] { heap = new Fn(std::forward<F>(f)); });
+    ::new (static_cast<void*>(buf_)) Fn*(heap);
+    op_ = &HeapOp<Fn>;
+  }
+}
+
+template <typename Fn>
+void Closure::HeapOp(void* buf, bool call) {
+  Fn* fn = *std::launder(static_cast<Fn**>(buf));
+  if (call) (*fn)();
+  proc::Systemstack([fn] { delete fn; });
+}
+
+}  // namespace internal
+
 template <typename F>
 void Go(F&& f) {
-  Systemstack(
-      [&f] { internal::Newproc(std::function<void()>(std::forward<F>(f))); });
+  const internal::NewG n = internal::NewprocStart();
+  struct Abort {  // Gives the record back if storing f throws.
+    internal::ProcG* g;
+    ~Abort() {
+      if (g != nullptr) internal::NewprocAbort(g);
+    }
+  } abort{n.g};
+  n.fn->Emplace(std::forward<F>(f));
+  abort.g = nullptr;
+  internal::NewprocFinish(n.g);
 }
 
 template <typename F>

@@ -2,18 +2,32 @@
 
 #include <cstdint>
 
+#include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "base/check.h"
 #include "base/sanitizers.h"
 #include "base/stack_sizes.h"
 #include "base/throw.h"
+#include "proc/sched.h"
 #include "proc/switch.h"
 #include "sched/m.h"
+
+// call_on_stack_x86_64.S
+extern "C" void stackalloc_proc_call_on_stack(void* arg, void (*fn)(void*),
+                                              void* sp);
 
 namespace stackalloc {
 namespace proc {
 namespace internal {
 namespace {
+
+// Whether segments can be entered by a plain call on another stack (see
+// call_on_stack_x86_64.S); elsewhere every segment goes through g0.
+#if defined(__x86_64__)
+constexpr bool kHaveCallOnStack = true;
+#else
+constexpr bool kHaveCallOnStack = false;
+#endif
 
 // A segment of kFixedStack bytes must hold, besides the frame it is for, its
 // Stktop, the fcontext record below it, the entry function's frame and the
@@ -33,10 +47,30 @@ constexpr size_t kSegmentReserve = sizeof(Stktop) + 128 + kStackGuard;
 
 // The segment size for a frame of `frame` bytes: kFixedStack when it fits
 // with the reserve, else the frame plus the reserve, 16-byte aligned.
+// REQUIRES: frame <= kMaxStackFrame (Morestack checked); checked again, so
+// that no arithmetic here can wrap and serve a short segment.
 size_t SegmentSize(size_t frame) {
   if (frame <= kFixedStack - kSegmentReserve) return kFixedStack;
-  if (frame > SIZE_MAX / 2) Throw("morestack: frame too large");
-  return (frame + kSegmentReserve + 15) & ~size_t{15};
+  size_t n;
+  if (frame > kMaxStackFrame ||
+      __builtin_add_overflow(frame, kSegmentReserve + 15, &n)) {
+    Throw("morestack: frame too large");
+  }
+  return n & ~size_t{15};
+}
+
+[[noreturn]] ABSL_ATTRIBUTE_NOINLINE void FrameTooLarge(size_t n) {
+  RawBuffer b;
+  b.Str("withstack: a frame of ").Udec(n).Str(" bytes is larger than any ");
+  b.Str("stack (kMaxStackFrame = ").Udec(kMaxStackFrame).Str(")");
+  ThrowOnG0(b.c_str());
+}
+
+[[noreturn]] ABSL_ATTRIBUTE_NOINLINE void NotOnAG(size_t n) {
+  RawBuffer b;
+  b.Str("withstack: ").Udec(n).Str(" bytes do not fit on this thread's ");
+  b.Str("stack, which is not a G's and cannot grow (morestack on g0)");
+  Throw(b.c_str());
 }
 
 }  // namespace
@@ -63,7 +97,7 @@ size_t Newstack(ProcG* g, const StackSource& source) {
   return n;
 }
 
-void Oldstack(ProcG* g, const StackSource& source) {
+void Oldstack(ProcG* g, const StackSource& source, bool cache) {
   STACKALLOC_CHECK(g->top != nullptr);
   STACKALLOC_DCHECK(g->OnStack(g->top));
   Stktop top = *g->top;
@@ -72,9 +106,18 @@ void Oldstack(ProcG* g, const StackSource& source) {
   g->stack_lo = top.old_lo;
   g->stack_hi = top.old_hi;
   // Frames that never returned leave ASan redzones behind; clear them before
-  // the segment goes back (stackfree poisons free stacks itself).
+  // the segment is reused or goes back (stackfree poisons free stacks).
   sanitizer::UnpoisonMemory(top.base, top.size);
-  source.free(top.base, top.size);
+  if (cache && top.size == kFixedStack && g->nsegcache < kSegCache) {
+    g->segcache[g->nsegcache++] = top.base;
+  } else {
+    source.free(top.base, top.size);
+  }
+}
+
+void FreeSegcache(ProcG* g, const StackSource& source) {
+  while (g->nsegcache > 0)
+    source.free(g->segcache[--g->nsegcache], kFixedStack);
 }
 
 void CheckSegmentChain(const ProcG* g) {
@@ -93,15 +136,84 @@ size_t StackRoom() {
   M* m = stackalloc::internal::tls_m;
   asm volatile("" : "+r"(m));  // Read anew: a G may resume on another M.
   const G* g = m->curg();
-  if (ABSL_PREDICT_FALSE(g == nullptr)) return ~size_t{0};
+  // A thread that never entered the runtime: bind it, so that its g0 has
+  // the thread's real stack bounds (room is never overstated).
+  if (ABSL_PREDICT_FALSE(g == nullptr)) g = getm()->curg();
   uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
   uintptr_t limit = g->stack_lo + kStackGuard;
   return sp > limit ? sp - limit : 0;
 }
 
+namespace {
+
+// The body of a segment from the G's cache, on that segment (entered by
+// stackalloc_proc_call_on_stack from MorestackDirect).
+void CachedSegmentBody(void* arg) {
+  auto* g = static_cast<ProcG*>(arg);
+  AfterResume(nullptr);  // A fresh stack for ASan: no fake frames saved.
+  void (*fn)(void*) = g->req_fn;
+  fn(g->req_arg);
+  // The G may be on another M now; it runs on this segment still.
+  Stktop* top = g->top;
+  if (g->nsegcache == kSegCache) {
+    // Deeper segments refilled the cache: one of them goes back, on g0.
+    Systemstack(
+        [](void* p) {
+          auto* h = static_cast<ProcG*>(p);
+          h->sched->stack_source->free(h->segcache[--h->nsegcache],
+                                       kFixedStack);
+        },
+        g);
+  }
+  g->top = top->prev;
+  g->stack_lo = top->old_lo;
+  g->stack_hi = top->old_hi;
+  sanitizer::UnpoisonMemory(top->base, kFixedStack);
+  g->segcache[g->nsegcache++] = top->base;
+  // nullptr: ASan drops this stack's fake frames; it is done with them.
+  sanitizer::StartSwitchFiber(nullptr, reinterpret_cast<void*>(g->stack_lo),
+                              g->stack_hi - g->stack_lo);
+}
+
+// Morestack's fast path: a kFixedStack segment the G used before, from its
+// cache, entered by a plain call on that stack (no context switch: the G
+// stays on its M, its context and its TSan fiber). Stacks are neither
+// allocated nor freed here, so g0 is not needed.
+ABSL_ATTRIBUTE_NOINLINE void MorestackDirect(ProcG* g, void (*fn)(void*),
+                                             void* arg) {
+  void* v = g->segcache[--g->nsegcache];
+  const auto lo = reinterpret_cast<uintptr_t>(v);
+  auto* top = reinterpret_cast<Stktop*>((lo + kFixedStack - sizeof(Stktop)) &
+                                        ~uintptr_t{15});
+  top->prev = g->top;
+  top->oldctx = nullptr;  // Left by returning, not by a context switch.
+  top->old_lo = g->stack_lo;
+  top->old_hi = g->stack_hi;
+  top->base = v;
+  top->size = kFixedStack;
+  g->top = top;
+  g->stack_lo = lo;
+  g->stack_hi = lo + kFixedStack;
+  g->req_fn = fn;
+  g->req_arg = arg;
+  g->sched->segments.Add(1);  // This M's counters: the G runs on its thread.
+  g->sched->segments_reused.Add(1);
+  void* fake = nullptr;
+  sanitizer::StartSwitchFiber(&fake, v, kFixedStack);
+  stackalloc_proc_call_on_stack(g, &CachedSegmentBody, top);
+  AfterResume(fake);
+}
+
+}  // namespace
+
 void Morestack(size_t n, void (*fn)(void*), void* arg) {
+  if (n > kMaxStackFrame) FrameTooLarge(n);
   ProcG* g = CurrentG();
-  if (g == nullptr) Throw("morestack on g0");
+  if (g == nullptr) NotOnAG(n);
+  if (kHaveCallOnStack && n <= kFixedStack - kSegmentReserve &&
+      g->nsegcache > 0) {
+    return MorestackDirect(g, fn, arg);
+  }
   g->req_size = n;
   g->req_fn = fn;
   g->req_arg = arg;

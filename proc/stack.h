@@ -27,8 +27,13 @@ namespace internal {
 // out of stack memory" if the source has none.
 size_t Newstack(ProcG* g, const StackSource& source);
 
-// Go's oldstack: back to the segment below, freeing the current one.
-void Oldstack(ProcG* g, const StackSource& source);
+// Go's oldstack: back to the segment below; the current one goes to the G's
+// segment cache if `cache`, it is kFixedStack and there is room, else to
+// `source`.
+void Oldstack(ProcG* g, const StackSource& source, bool cache);
+
+// Frees the G's cached segments to `source`.
+void FreeSegcache(ProcG* g, const StackSource& source);
 
 // Checks the shape of g's segment chain: every link lies inside its own
 // segment, and the bounds it restores are those of the segment below.

@@ -5,9 +5,10 @@
 #
 # Runs Go's
 #   go test -run=NONE -bench=StackGrowth -cpu=1,2,4,8,16 runtime
-# (Debian's golang-go; only BenchmarkStackGrowth, not ...Deep), then
-# //testing:stack_growth_benchmark, REPS times each (default 3; each cell is
-# the best run), which prints the seed's table with a Go column.
+# (Debian's golang-go; only BenchmarkStackGrowth, not ...Deep) and
+# //testing:stack_growth_benchmark alternately, REPS rounds of each (default
+# 3; each cell is the best round), then prints the seed's table with a Go
+# column.
 # Environment: REPS, BENCHMARK_MIN_TIME (seconds, default 1, as Go's
 # benchtime), GOCACHE (default: Go's own, or a directory under TMPDIR if that
 # is not writable). Extra arguments go to the benchmark binary.
@@ -22,7 +23,11 @@ trap 'rm -rf "$tmp"' EXIT
 go_out="$tmp/go.txt"
 : >"$go_out"
 
+ours_out="$tmp/ours.txt"
+: >"$ours_out"
+have_go=0
 if command -v go >/dev/null 2>&1; then
+  have_go=1
   if [ -z "${GOCACHE:-}" ]; then
     GOCACHE="$(go env GOCACHE 2>/dev/null || true)"
     if ! mkdir -p "$GOCACHE" 2>/dev/null || [ ! -w "$GOCACHE" ]; then
@@ -31,15 +36,24 @@ if command -v go >/dev/null 2>&1; then
     export GOCACHE
   fi
   echo "== go: $(go version) (GOCACHE=$GOCACHE)"
-  # Outside any module, so that `runtime` is the standard library's.
-  (cd "$tmp" && GO111MODULE=off GOFLAGS= go test -run=NONE \
-    -bench='^BenchmarkStackGrowth$' -benchtime="${min_time}s" \
-    -count="$reps" -cpu=1,2,4,8,16 runtime) | tee "$go_out"
 else
   echo "== go: not found on PATH; install golang-go (bazel/setup.sh does)." \
     "The go column stays empty." >&2
 fi
 
-echo "== ours: $bench"
-"$bench" --benchmark_repetitions="$reps" --benchmark_min_time="$min_time" \
-  --go_output="$go_out" "$@"
+# Go's round, then ours, REPS times: both sides see the same load.
+for rep in $(seq "$reps"); do
+  if [ "$have_go" = 1 ]; then
+    echo "== go, round $rep"
+    # Outside any module, so that `runtime` is the standard library's.
+    (cd "$tmp" && GO111MODULE=off GOFLAGS= go test -run=NONE \
+      -bench='^BenchmarkStackGrowth$' -benchtime="${min_time}s" \
+      -count=1 -cpu=1,2,4,8,16 runtime) | tee -a "$go_out"
+  fi
+  echo "== ours, round $rep: $bench"
+  "$bench" --benchmark_min_time="$min_time" --ours_out="$ours_out" "$@" |
+    sed -n '/real_time/p'
+done
+
+echo "== all rounds"
+"$bench" --ours_output="$ours_out" --go_output="$go_out" "$@"

@@ -23,6 +23,7 @@ uint64_t SegmentsPerCall(const proc::StackSource& pool) {
   proc::Options o;
   o.gomaxprocs = kProcs;
   o.stack_source = pool;
+  o.segment_cache = false;  // Every segment from the pool, as the seed's.
   proc::Start(o);
   RunStackGrowth(kProcs, kCalls);
   proc::Stop();

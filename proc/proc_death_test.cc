@@ -1,0 +1,221 @@
+// Every entry point of proc.h called from a context it does not support
+// dies with a clear "fatal error: ..." instead of hanging or corrupting:
+// the controlling calls from inside the runtime, spawns without a runtime,
+// impossible stack sizes, and exceptions on Gs.
+
+#include <cstdint>
+#include <cstring>
+
+#include "gtest/gtest.h"
+#include "proc/proc.h"
+
+namespace stackalloc {
+namespace proc {
+namespace {
+
+class ProcDeathTest : public ::testing::Test {
+ protected:
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+};
+
+void StartOne() {
+  Options o;
+  o.gomaxprocs = 1;
+  Start(o);
+}
+
+// Runs f in a G of a new runtime and waits for it (the death happens in
+// the G, or on its M's g0).
+template <typename F>
+void InAG(F f) {
+  StartOne();
+  Go(f);
+  Wait();
+  Stop();
+}
+
+TEST_F(ProcDeathTest, StartFromAGDies) {
+  EXPECT_DEATH(InAG([] { StartOne(); }),
+               "fatal error: proc: Start called from a G");
+}
+
+TEST_F(ProcDeathTest, WaitFromAGDies) {
+  EXPECT_DEATH(InAG([] { Wait(); }),
+               "fatal error: proc: Wait called from a G \\(it would wait for "
+               "itself\\)");
+}
+
+TEST_F(ProcDeathTest, StopFromAGDies) {
+  EXPECT_DEATH(InAG([] { Stop(); }), "fatal error: proc: Stop called from a G");
+}
+
+TEST_F(ProcDeathTest, WaitOnAnMsSchedulerStackDies) {
+  EXPECT_DEATH(InAG([] { Systemstack([] { Wait(); }); }),
+               "fatal error: proc: Wait called on an M's scheduler stack");
+}
+
+TEST_F(ProcDeathTest, StopOnAnMsSchedulerStackDies) {
+  EXPECT_DEATH(InAG([] { Systemstack([] { Stop(); }); }),
+               "fatal error: proc: Stop called on an M's scheduler stack");
+}
+
+TEST_F(ProcDeathTest, StartTwiceDies) {
+  EXPECT_DEATH(
+      {
+        StartOne();
+        StartOne();
+      },
+      "fatal error: proc: Start while a runtime runs \\(Stop it first\\)");
+}
+
+TEST_F(ProcDeathTest, BadGomaxprocsDies) {
+  Options o;
+  o.gomaxprocs = 0;
+  EXPECT_DEATH(Start(o), "fatal error: proc: gomaxprocs=0 not in \\[1, 256\\]");
+  o.gomaxprocs = kMaxProcs + 1;
+  EXPECT_DEATH(Start(o), "fatal error: proc: gomaxprocs=257 not in");
+}
+
+TEST_F(ProcDeathTest, NullStackSourceDies) {
+  Options o;
+  o.stack_source.alloc = nullptr;
+  EXPECT_DEATH(Start(o), "fatal error: proc: Options::stack_source has a null");
+}
+
+TEST_F(ProcDeathTest, GoWithoutARuntimeDies) {
+  EXPECT_DEATH(Go([] {}),
+               "fatal error: go: no runtime \\(call proc::Start first\\)");
+}
+
+TEST_F(ProcDeathTest, GoAfterStopDies) {
+  EXPECT_DEATH(
+      {
+        StartOne();
+        Stop();
+        Go([] {});
+      },
+      "fatal error: go: no runtime");
+}
+
+// Wait and Stop without a runtime are not errors: they have nothing to do.
+TEST(ProcContextTest, WaitAndStopWithoutARuntimeReturn) {
+  Wait();
+  Stop();
+  Stop();
+  SUCCEED();
+}
+
+// Gosched off a G, and Go from an M's scheduler stack, are supported.
+TEST(ProcContextTest, GoschedOffAGAndGoOnG0Work) {
+  Gosched();
+  StartOne();
+  std::atomic<int> ran{0};
+  Go([&ran] {
+    Systemstack([&ran] {
+      Gosched();  // On g0: does nothing.
+      Go([&ran] { ran.fetch_add(1); });
+    });
+    ran.fetch_add(1);
+  });
+  Wait();
+  EXPECT_EQ(ran.load(), 2);
+  Stop();
+}
+
+// Impossible WithStack sizes are refused, on a G and off one: never served
+// with a shorter segment.
+constexpr char kTooLarge[] =
+    "fatal error: withstack: a frame of [0-9]+ bytes is larger than any "
+    "stack";
+
+TEST_F(ProcDeathTest, WithStackSizeMaxOnAGDies) {
+  EXPECT_DEATH(InAG([] { WithStack(SIZE_MAX, [] { return 1; }); }),
+               "fatal error: withstack: a frame of 18446744073709551615 "
+               "bytes is larger than any stack");
+}
+
+TEST_F(ProcDeathTest, WithStackThatWouldWrapDies) {
+  // kSegmentReserve added to these would wrap around.
+  EXPECT_DEATH(InAG([] { WithStack(SIZE_MAX - 8, [] {}); }), kTooLarge);
+  EXPECT_DEATH(InAG([] { WithStack(SIZE_MAX / 2 + 1, [] {}); }), kTooLarge);
+}
+
+TEST_F(ProcDeathTest, WithStackAboveTheMaximumDies) {
+  EXPECT_DEATH(InAG([] { WithStack(kMaxStackFrame + 1, [] {}); }), kTooLarge);
+}
+
+TEST_F(ProcDeathTest, WithStackSizeMaxOffAGDies) {
+  EXPECT_DEATH(WithStack(SIZE_MAX, [] {}), kTooLarge);
+}
+
+TEST_F(ProcDeathTest, WithStackLargerThanTheThreadStackDies) {
+  // The main thread has 8 MiB; off a G the stack cannot grow.
+  EXPECT_DEATH(WithStack(size_t{512} << 20, [] {}),
+               "fatal error: withstack: 536870912 bytes do not fit on this "
+               "thread's stack");
+}
+
+TEST(ProcContextTest, WithStackAtTheMaximumIsServed) {
+  StartOne();
+  std::atomic<int> got{0};
+  // A segment of 64 MiB (well under kMaxStackFrame): served, not refused.
+  Go([&got] { got.store(WithStack(size_t{64} << 20, [] { return 7; })); });
+  Wait();
+  Stop();
+  EXPECT_EQ(got.load(), 7);
+  EXPECT_EQ(ReadProcStats().large_segments, 1u);
+}
+
+// Exceptions: a G's 4 KiB cannot hold the unwinder.
+ABSL_ATTRIBUTE_NOINLINE void ThrowIt(int v) { throw v; }
+
+TEST_F(ProcDeathTest, ThrowOnAGDiesNamingTheG) {
+  EXPECT_DEATH(InAG([] { ThrowIt(1); }),
+               "fatal error: goroutine [0-9]+: exception thrown with [0-9]+ "
+               "bytes of stack left, unwinding needs [0-9]+");
+}
+
+TEST_F(ProcDeathTest, ThrowCaughtOnAGDiesToo) {
+  EXPECT_DEATH(InAG([] {
+                 try {
+                   ThrowIt(1);
+                 } catch (int) {
+                 }
+               }),
+               "fatal error: goroutine [0-9]+: exception thrown with");
+}
+
+TEST_F(ProcDeathTest, ExceptionEscapingWithStackDies) {
+  EXPECT_DEATH(InAG([] { WithStack(kUnwindStack, [] { ThrowIt(2); }); }),
+               "fatal error: goroutine [0-9]+: an exception escaped a "
+               "WithStack function");
+}
+
+TEST(ProcExceptionTest, ThrowAndCatchInsideWithStackWork) {
+  StartOne();
+  std::atomic<int> caught{0};
+  Go([&caught] {
+    caught.store(WithStack(kUnwindStack, [] {
+      try {
+        ThrowIt(5);
+      } catch (int v) {
+        return v;
+      }
+      return 0;
+    }));
+  });
+  Wait();
+  Stop();
+  EXPECT_EQ(caught.load(), 5);
+}
+
+TEST(ProcExceptionTest, ThrowOffTheRuntimeIsUntouched) {
+  EXPECT_THROW(ThrowIt(3), int);
+  StartOne();
+  EXPECT_THROW(ThrowIt(4), int);  // Main is not a G.
+  Stop();
+}
+
+}  // namespace
+}  // namespace proc
+}  // namespace stackalloc

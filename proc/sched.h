@@ -1,0 +1,167 @@
+// The scheduler's state (private to //proc): one Sched per M (Go 1.1's P and
+// M in one, since our Ms never block outside the scheduler) and the Runtime
+// that owns them, the global run queue, the idle list and the G free list.
+// docs/proc.md describes the queues and the parking protocol.
+//
+// Ownership: a Sched's plain fields belong to its M's thread; its run queue
+// is stolen from by other Ms; its counters are read by anyone. Runtime fields
+// say which lock guards them.
+
+#ifndef PROC_SCHED_H_
+#define PROC_SCHED_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "proc/g.h"
+#include "proc/proc.h"
+#include "proc/runq.h"
+#include "sched/m.h"
+#include "stats/mstats.h"
+
+namespace stackalloc {
+namespace proc {
+namespace internal {
+
+// Dead Gs an M keeps; beyond kGfreeMax, the older ones down to kGfreeKeep
+// go to the global free list (Go's gfput keeps 64 and moves 32).
+inline constexpr int kGfreeMax = 128;
+inline constexpr int kGfreeKeep = 64;
+// Gs moved at once from the global free list to an M that has none.
+inline constexpr int kGfreeBatch = 32;
+// TSan fibers an M keeps for its next Gs (TSan builds only).
+inline constexpr int kFiberCache = 16;
+// goids an M takes from the global counter at a time (Go's _GoidCacheBatch).
+inline constexpr int64_t kGoidBatch = 16;
+
+struct alignas(64) Sched {
+  LocalRunq runq;
+
+  // The M's thread only.
+  int id = 0;
+  M* m = nullptr;
+  const StackSource* stack_source = nullptr;  // The runtime's.
+  void* tsan_fiber = nullptr;  // The thread's own (nullptr without TSan).
+  uint32_t schedtick = 0;      // Gs run: every 61st looks at the global queue.
+  uint32_t fastrand = 0;
+  bool spinning = false;  // Looking for work to steal, counted in nmspinning.
+  GList gfree;            // Dead Gs, with their stacks.
+  int64_t goid_next = 0;  // goids [goid_next, goid_end) are this M's.
+  int64_t goid_end = 0;
+  void* fibers[kFiberCache] = {};  // TSan fibers of dead Gs, for new ones.
+  int nfibers = 0;
+
+  // The park note (Go's m->park): set by a waker, cleared by the sleeper.
+  std::mutex note_mu;
+  std::condition_variable note_cv;
+  bool note ABSL_GUARDED_BY(note_mu) = false;
+  bool note_spinning ABSL_GUARDED_BY(note_mu) = false;  // Handed over.
+
+  Sched* idlelink = nullptr;  // Guarded by Runtime::mu_ (on the idle list).
+
+  // Written by the M, read by anyone.
+  SingleWriterCounter gs_started;
+  SingleWriterCounter gs_finished;
+  SingleWriterCounter segments;
+  SingleWriterCounter large_segments;
+  SingleWriterCounter segments_reused;
+  SingleWriterCounter gs_stolen;
+  SingleWriterCounter g_allocs;
+};
+
+class Runtime {
+ public:
+  // scheds_ is complete before the runtime is published and never changes
+  // after, so ReadProcStats and thieves can walk it at any time.
+  explicit Runtime(const Options& options);
+  ~Runtime();
+
+  void StartMs();
+
+  // Newproc's halves (on a G, an M's g0, or any thread).
+  ProcG* Gget();
+  void Ready(ProcG* g);
+  void Gabort(ProcG* g);
+
+  // Controlling thread.
+  void Wait();
+  void Stop();
+  ProcStats Read() const;
+
+  // fork() support: the runtime's locks, in order.
+  void LockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  void UnlockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
+
+ private:
+  // An M's thread: the scheduler loop on g0 (Go's mstart / schedule).
+  void Mstart(Sched* s);
+  void Schedule(Sched* s);
+  // Blocks for the next G; nullptr when the runtime stops.
+  ProcG* Findrunnable(Sched* s);
+  ProcG* StealWork(Sched* s);
+  // After a spinning M found work (Go's resetspinning).
+  void Resetspinning(Sched* s);
+  // Starts a spinning M if an M is idle and none spins.
+  void Wakep();
+  // Whether any run queue or the global queue looked non-empty.
+  bool AnyWork() const;
+  void Park(Sched* s);  // Sleeps on s's note; sets s->spinning as handed.
+  void Notewakeup(Sched* s, bool spinning);
+
+  // Runs g until it leaves this M, serving its requests on g0.
+  void Execute(Sched* s, ProcG* g);
+  void Gstart(Sched* s, ProcG* g);
+  bool Serve(Sched* s, ProcG* g);
+
+  // Queues (Go's runqput, globrunqput, globrunqget).
+  void Runqput(Sched* s, ProcG* g);
+  void Globrunqput(GList* batch);
+  ProcG* Globrunqget(Sched* s, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Pidleput(Sched* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Sched* Pidleget() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool PidleRemove(Sched* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // G records (Go's gfput / gfget / malg).
+  void Gfput(Sched* s, ProcG* g);
+  ProcG* Gfget(Sched* s);
+  ProcG* Malg(Sched* s);
+  void Gdestroy(ProcG* g);  // On g0: its stack back, the record deleted.
+  void Mexit(Sched* s);     // Frees the M's dead Gs.
+
+  const Options options_;
+  const int nprocs_;
+  std::vector<std::unique_ptr<Sched>> scheds_;
+  std::vector<std::thread> threads_;
+
+  std::atomic<int64_t> goidgen_{1};
+  std::atomic<int32_t> nmspinning_{0};
+  std::atomic<int32_t> npidle_{0};  // Written under mu_.
+  std::atomic<int64_t> gsize_{0};   // runq_.n, written under mu_.
+  std::atomic<bool> stopping_{false};
+
+  std::mutex mu_;                      // Go's sched.lock.
+  std::condition_variable quiescent_;  // All Ms idle, no G queued.
+  GList runq_ ABSL_GUARDED_BY(mu_);
+  Sched* pidle_ ABSL_GUARDED_BY(mu_) = nullptr;
+  int waiters_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::mutex gfree_mu_;  // Go's sched.gFree.lock.
+  GList gfree_ ABSL_GUARDED_BY(gfree_mu_);
+  std::atomic<int64_t> g_allocs_{0};  // Records made off an M.
+};
+
+// The calling thread's Sched if it is an M of the running runtime, else
+// nullptr. Read anew on each call: a G may resume on another M.
+Sched* CurrentSched();
+
+}  // namespace internal
+}  // namespace proc
+}  // namespace stackalloc
+
+#endif  // PROC_SCHED_H_
