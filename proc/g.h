@@ -87,10 +87,6 @@ ProcG* CurrentG();
 // report (under ASan, write(2)'s interceptor alone takes kilobytes).
 [[noreturn]] void ThrowOnG0(const char* msg);
 
-// Does nothing; calling it links unwind.cc, which refuses throws on Gs that
-// lack the stack to unwind (see kUnwindStack).
-void LinkUnwindCheck();
-
 }  // namespace internal
 }  // namespace proc
 }  // namespace stackalloc

@@ -104,7 +104,6 @@ void ForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
 }  // namespace internal
 
 void Start(const Options& options) {
-  internal::LinkUnwindCheck();  // unwind.cc's interposition goes with us.
   internal::CheckControlContext("Start");
   if (options.gomaxprocs < 1 || options.gomaxprocs > kMaxProcs) {
     RawBuffer b;

@@ -50,11 +50,12 @@
 // and the other two just call their function).
 //
 // Exceptions: the unwinder needs kUnwindStack bytes of the throwing G's
-// stack, more than a G's first stack has. A throw on a G with less room dies
-// with "fatal error: goroutine N: exception thrown with ... bytes of stack
-// left"; inside WithStack(kUnwindStack, f), f may throw and catch. An
-// exception that escapes a G's function or a WithStack function dies with a
-// message naming the G.
+// stack, more than a G's first stack has. A throw on a G with less room
+// runs into the guard page below the stack and dies with the overflow report
+// ("fatal error: stack overflow: 4096-byte stack [...] on M m, G n"); inside
+// WithStack(kUnwindStack, f), f may throw and catch. An exception that
+// escapes a G's function or a WithStack function dies with a message naming
+// the G.
 //
 // fork(): the runtime's locks are held across fork() (pthread_atfork), so
 // the child finds them consistent. The runtime's Ms do not survive in the

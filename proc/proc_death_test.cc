@@ -169,20 +169,34 @@ TEST(ProcContextTest, WithStackAtTheMaximumIsServed) {
 // Exceptions: a G's 4 KiB cannot hold the unwinder.
 ABSL_ATTRIBUTE_NOINLINE void ThrowIt(int v) { throw v; }
 
-TEST_F(ProcDeathTest, ThrowOnAGDiesNamingTheG) {
+// An exception that leaves a G's function dies naming the G; one thrown
+// with too little of the G's stack left for the unwinder runs into the guard
+// page below the stack, and the overflow report names the G.
+TEST_F(ProcDeathTest, ThrowOutOfAGDiesNamingTheG) {
   EXPECT_DEATH(InAG([] { ThrowIt(1); }),
-               "fatal error: goroutine [0-9]+: exception thrown with [0-9]+ "
-               "bytes of stack left, unwinding needs [0-9]+");
+               "fatal error: goroutine [0-9]+: an exception escaped its "
+               "function|stack overflow: 4096-byte stack .* G [0-9]+");
 }
 
-TEST_F(ProcDeathTest, ThrowCaughtOnAGDiesToo) {
-  EXPECT_DEATH(InAG([] {
-                 try {
-                   ThrowIt(1);
-                 } catch (int) {
-                 }
-               }),
-               "fatal error: goroutine [0-9]+: exception thrown with");
+// Uses all but about `leave` bytes of the stack, then throws and catches.
+ABSL_ATTRIBUTE_NOINLINE int ThrowDeep(size_t leave) {
+  volatile char frame[256];
+  frame[0] = 1;
+  if (internal::StackRoom() + kStackGuard > leave) {
+    return ThrowDeep(leave) + frame[0];
+  }
+  try {
+    ThrowIt(1);
+  } catch (int v) {
+    return v;
+  }
+  return 0;
+}
+
+TEST_F(ProcDeathTest, ThrowWithoutRoomToUnwindIsReportedAsOverflow) {
+  EXPECT_DEATH(InAG([] { ThrowDeep(1024); }),
+               "fatal error: stack overflow: 4096-byte stack \\[0x[0-9a-f]+, "
+               "0x[0-9a-f]+\\) on M [0-9]+, G [0-9]+");
 }
 
 TEST_F(ProcDeathTest, ExceptionEscapingWithStackDies) {
