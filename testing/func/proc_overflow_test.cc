@@ -25,7 +25,7 @@ TEST(ProcOverflowDeathTest, AGRecursingPastItsStackIsReported) {
         proc::Wait();
       },
       "fatal error: stack overflow: 4096-byte stack \\[0x[0-9a-f]+, "
-      "0x[0-9a-f]+\\) on M [0-9]+, G [0-9]*");
+      "0x[0-9a-f]+\\) on M [0-9]+, G [1-9][0-9]*");
 }
 
 }  // namespace
