@@ -34,8 +34,11 @@ std::atomic<bool> installed{false};
     b.Str(" on M ").Dec(m->id());
     const G* g = m->curg();
     if (g != nullptr && g != m->g0()) {
-      b.Str(", G ");
-      if (g->goid != 0) b.Dec(g->goid);
+      if (g->goid != 0) {
+        b.Str(", G ").Dec(g->goid);
+      } else {
+        b.Str(", on a G");  // One its runtime did not number.
+      }
     }
   }
   b.Str(" (fault at ").Hex(fault).Str(", ").Udec(lo - fault);

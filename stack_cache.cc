@@ -35,7 +35,11 @@ void Move(void* v, int order, size_t n, SlotState from, SlotState to) {
   SlotState found;
   if (rec->Transition(i, from, to, &found)) return;
   if (found == SlotState::kUncarved) {
-    DieBadFree("is not a stack from stackalloc", v, 0, 0);
+    // Not carved, or freed twice and its chunk released meanwhile.
+    DieBadFree(
+        "is not a stack from stackalloc (never handed out, or freed twice "
+        "and its chunk since released)",
+        v, 0, 0);
   }
   const size_t size = rec->stack_size;
   if (from == SlotState::kCached && to == SlotState::kLive) {

@@ -83,11 +83,12 @@ ChunkRecord* NewChunk(M* m, int order, const ChunkLayout& layout) {
     rec->nslots = layout.nslots;
     rec->order = order;
   }
-  if (mem == nullptr || !chunk_map.Set(rec, &meta)) {
+  const bool mapped = mem != nullptr && chunk_map.Set(rec, &meta);
+  m->stats.meta_sys.Add(meta);  // Leaves a failed Set mapped stay, counted.
+  if (!mapped) {
     m->chunkalloc.Free(rec);
     return nullptr;
   }
-  m->stats.meta_sys.Add(meta);
   PoolOf(order).AddChunk(rec);
   StackOrderShard& st = m->stackcache.c[order].stats;
   st.guard.Add(static_cast<int64_t>(layout.guard) * layout.nslots);
@@ -129,8 +130,11 @@ void FirstUse(void* arg, void* slot) {
   const int i = rec->SlotOfGuard(a);
   STACKALLOC_CHECK_GE(i, 0);
   if ((rec->Flags(i) & (kSlotGuarded | kSlotUnguarded)) != 0) return;
-  if (InstallGuard(slot) != GuardMethod::kNone) {
-    rec->AddFlags(i, kSlotGuarded);
+  const GuardMethod how = InstallGuard(slot);
+  if (how != GuardMethod::kNone) {
+    rec->AddFlags(i, how == GuardMethod::kMprotect
+                         ? kSlotGuarded | kSlotMprotect
+                         : kSlotGuarded);
   } else {
     rec->AddFlags(i, kSlotUnguarded);
     c->stats.unguarded.Add(1);
@@ -194,17 +198,22 @@ void* LargeStackalloc(M* m, size_t n) {
   rec->nslots = 1;
   rec->order = ChunkRecord::kLargeOrder;
   int64_t meta = 0;
-  if (mem == nullptr || !chunk_map.Set(rec, &meta)) {
+  const bool mapped = mem != nullptr && chunk_map.Set(rec, &meta);
+  m->stats.meta_sys.Add(meta);  // Leaves a failed Set mapped stay, counted.
+  if (!mapped) {
     SysFree(mem, size + guard);
     m->chunkalloc.Free(rec);
     return nullptr;
   }
-  m->stats.meta_sys.Add(meta);
   if (guard != 0) {
     InstallOverflowHandler();
-    const bool ok = InstallGuard(mem) != GuardMethod::kNone;
-    rec->AddFlags(0, ok ? kSlotGuarded : kSlotUnguarded);
-    if (!ok) m->stats.large_unguarded.Add(1);
+    // At the start of its own mapping, an mprotect'ed guard adds one.
+    const GuardMethod how = InstallGuard(mem, /*mappings=*/1);
+    rec->AddFlags(0, how == GuardMethod::kNone ? kSlotUnguarded
+                     : how == GuardMethod::kMprotect
+                         ? kSlotGuarded | kSlotMprotect
+                         : kSlotGuarded);
+    if (how == GuardMethod::kNone) m->stats.large_unguarded.Add(1);
     m->stats.large_guard.Add(static_cast<int64_t>(guard));
   }
   SlotState found;
@@ -218,7 +227,11 @@ void LargeStackfree(M* m, void* v, size_t n) {
   const auto a = reinterpret_cast<uintptr_t>(v);
   ChunkRecord* rec = chunk_map.Lookup(a);
   if (rec == nullptr || rec->SlotOfStack(a) < 0) {
-    DieBadFree("is not a stack from stackalloc", v, 0, 0);
+    // A large stack's mapping and record go at its free, so a second free
+    // finds nothing: say both.
+    DieBadFree(
+        "is not a stack from stackalloc (or a stack above 1 MiB freed twice)",
+        v, 0, 0);
   }
   if (rec->order != ChunkRecord::kLargeOrder ||
       rec->stack_size != PageRoundUp(n)) {
@@ -226,12 +239,14 @@ void LargeStackfree(M* m, void* v, size_t n) {
   }
   SlotState found;
   if (!rec->Transition(0, kHandedOut, SlotState::kUncarved, &found)) {
-    DieBadFree("freed twice", v, 0, 0);
+    DieBadFree("freed twice", v, 0, rec->stack_size);
   }
   const size_t size = rec->stack_size, guard = rec->guard;
   chunk_map.Clear(rec);
   SysFree(reinterpret_cast<void*>(rec->base), rec->bytes);
-  if ((rec->Flags(0) & kSlotUnguarded) != 0) m->stats.large_unguarded.Add(-1);
+  const uint8_t flags = rec->Flags(0);
+  if ((flags & kSlotUnguarded) != 0) m->stats.large_unguarded.Add(-1);
+  if ((flags & kSlotMprotect) != 0) ReleaseGuard(/*mappings=*/1);
   m->chunkalloc.Free(rec);
   m->stats.large_inuse.Add(-static_cast<int64_t>(size));
   m->stats.large_guard.Add(-static_cast<int64_t>(guard));
@@ -324,7 +339,9 @@ bool SetStackCacheLimit(int limit, size_t stack_size) {
 }
 
 size_t ScavengeStacks() {
-  M* m = getm();
+  M* m = internal::tls_m;
+  if (m == internal::UnboundM()) m = internal::TryBindM();
+  if (m == nullptr) return 0;  // Out of memory for an M: nothing released.
   SlowPathGate gate(m);
   return internal::Scavenge(m);
 }

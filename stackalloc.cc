@@ -69,9 +69,12 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline StackCache* CacheFor(StackCaches* cs,
   Throw(fn);
 }
 
-// The contract, for both slow paths; returns the calling thread's M.
+// The contract, for both slow paths; returns the calling thread's M, or
+// nullptr if it had none and the OS refused memory for one.
 M* CheckContract(const char* not_on_g0, const char* fn, size_t n) {
-  M* m = getm();
+  M* m = internal::tls_m;
+  if (m == internal::UnboundM()) m = internal::TryBindM();
+  if (m == nullptr) return nullptr;
   if (m->curg() != m->g0()) Throw(not_on_g0);
   if ((m->mallocing() != 0 || m->gcing() != 0) && n != kFixedStack) {
     DieInMalloc(fn, n);
@@ -81,6 +84,7 @@ M* CheckContract(const char* not_on_g0, const char* fn, size_t n) {
 
 ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(size_t n) {
   M* m = CheckContract("stackalloc not on scheduler stack", "stackalloc", n);
+  if (m == nullptr) return nullptr;  // No M to be had: refused.
   SlowPathGate gate(m);
   if (n == 0) Throw("stackalloc: zero-sized stack");
   const int order = StackOrder(n);
@@ -99,6 +103,7 @@ ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(size_t n) {
 
 ABSL_ATTRIBUTE_NOINLINE void StackfreeSlow(void* v, size_t n) {
   M* m = CheckContract("stackfree not on scheduler stack", "stackfree", n);
+  if (m == nullptr) Throw("stackfree: out of memory for a new M");
   SlowPathGate gate(m);
   if (v == nullptr) Throw("stackfree: nil stack");
   if (n == 0) Throw("stackfree: zero-sized stack");

@@ -47,6 +47,7 @@ enum class SlotState : uint8_t {
 inline constexpr uint8_t kSlotStateMask = 0x0f;
 inline constexpr uint8_t kSlotGuarded = 0x10;    // Guard installed.
 inline constexpr uint8_t kSlotUnguarded = 0x20;  // Guard wanted, not given.
+inline constexpr uint8_t kSlotMprotect = 0x40;   // The guard is mprotect's.
 
 struct alignas(64) ChunkRecord {
   static constexpr int kMaxSlots = 32;

@@ -28,8 +28,9 @@ class ChunkMap {
   ChunkMap& operator=(const ChunkMap&) = delete;
 
   // Maps every granule of rec's chunk to rec (rec->base granule-aligned).
-  // Returns false, mapping nothing, if a leaf could not be mapped; adds the
-  // bytes of leaves it mapped to *meta_sys.
+  // Returns false, setting no entry, if a leaf could not be mapped; leaves
+  // mapped before that stay for later use. Adds the bytes of every leaf it
+  // mapped to *meta_sys, whether it succeeds or not.
   bool Set(const ChunkRecord* rec, int64_t* meta_sys);
 
   // Unmaps rec's chunk.

@@ -15,28 +15,22 @@
 namespace stackalloc {
 namespace {
 
-// Each mprotect'ed guard splits one mapping into up to three.
-constexpr size_t kMappingsPerGuard = 2;
-
 std::atomic<bool> madvise_unsupported{false};
 std::atomic<size_t> budget{kDefaultGuardMappingBudget};
 std::atomic<size_t> used{0};
 
-// Takes kMappingsPerGuard from the budget; false if it is spent.
-bool TakeBudget() {
+// Takes n mappings from the budget; false if it has not that many left.
+bool TakeBudget(size_t n) {
   size_t u = used.load(std::memory_order_relaxed);
   do {
-    if (u + kMappingsPerGuard > budget.load(std::memory_order_relaxed)) {
-      return false;
-    }
-  } while (!used.compare_exchange_weak(u, u + kMappingsPerGuard,
-                                       std::memory_order_relaxed));
+    if (u + n > budget.load(std::memory_order_relaxed)) return false;
+  } while (!used.compare_exchange_weak(u, u + n, std::memory_order_relaxed));
   return true;
 }
 
 }  // namespace
 
-GuardMethod InstallGuard(void* p) {
+GuardMethod InstallGuard(void* p, size_t mappings) {
   if (!madvise_unsupported.load(std::memory_order_relaxed)) {
     if (madvise(p, kPageSize, MADV_GUARD_INSTALL) == 0) {
       return GuardMethod::kMadvise;
@@ -47,12 +41,16 @@ GuardMethod InstallGuard(void* p) {
       madvise_unsupported.store(true, std::memory_order_relaxed);
     }
   }
-  if (!TakeBudget()) return GuardMethod::kNone;
+  if (!TakeBudget(mappings)) return GuardMethod::kNone;
   if (mprotect(p, kPageSize, PROT_NONE) != 0) {
-    used.fetch_sub(kMappingsPerGuard, std::memory_order_relaxed);
+    ReleaseGuard(mappings);
     return GuardMethod::kNone;
   }
   return GuardMethod::kMprotect;
+}
+
+void ReleaseGuard(size_t mappings) {
+  used.fetch_sub(mappings, std::memory_order_relaxed);
 }
 
 void SetGuardMappingBudget(size_t mappings) {

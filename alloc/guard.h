@@ -29,8 +29,13 @@ enum class GuardMethod {
 inline constexpr size_t kDefaultGuardMappingBudget = 16384;
 
 // Makes the page at p (page-aligned, inside a read-write private mapping of
-// ours) a guard page.
-GuardMethod InstallGuard(void* p);
+// ours) a guard page. `mappings`: what an mprotect'ed guard there adds to
+// the mappings (2 inside a mapping, 1 at its end), charged to the budget.
+GuardMethod InstallGuard(void* p, size_t mappings = 2);
+
+// Gives back to the budget the mappings of an mprotect'ed guard whose
+// mapping was unmapped (a large stack's).
+void ReleaseGuard(size_t mappings);
 
 // Sets the fallback's budget, in mappings; guards already made stay.
 void SetGuardMappingBudget(size_t mappings);

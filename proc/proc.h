@@ -46,8 +46,9 @@
 // runs. Wait and Stop without a runtime do nothing. ReadProcStats may be
 // called from anywhere. Go needs a running runtime (else it dies) and may be
 // called from a G, from g0 or from an ordinary thread; Gosched, Systemstack
-// and WithStack may be called from anywhere (off a G, Gosched does nothing
-// and the other two just call their function).
+// and WithStack may be called from anywhere (off a G, Gosched does nothing,
+// Systemstack calls its function, and WithStack calls its function if the
+// thread's own stack has the room, and dies otherwise: it cannot grow).
 //
 // Exceptions: the unwinder needs kUnwindStack bytes of the throwing G's
 // stack, more than a G's first stack has. A throw on a G with less room

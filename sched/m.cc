@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <new>
 #include <thread>
 
 #include "absl/base/attributes.h"
@@ -29,7 +30,10 @@ void ThreadStackBounds(G* g) {
   void* addr = nullptr;
   size_t size = 0;
   if (pthread_getattr_np(pthread_self(), &attr) != 0) {
-    Throw("getm: cannot read the thread's stack bounds");
+    // Out of memory (glibc allocates here): the bounds stay unknown, which
+    // only the fiber runtime's sanitizer annotations would miss.
+    g->stack_lo = g->stack_hi = 0;
+    return;
   }
   pthread_attr_getstack(&attr, &addr, &size);
   pthread_attr_destroy(&attr);
@@ -66,7 +70,13 @@ void UnminitSignalStack(M* m) {
 // Gives the thread's M back when the thread exits. A pthread key's destructor
 // runs after every C++ thread_local destructor (which may still free stacks),
 // and runs again if another key's destructor binds the thread anew.
-void DropAtExit(void*) { dropm(); }
+// The thread is gone: whatever G its M said it ran is not running on it, so
+// unlike an explicit dropm(), exit does not insist on g0.
+void DropAtExit(void*) {
+  M* m = internal::tls_m;
+  if (m != internal::UnboundM()) m->set_curg(m->g0());
+  dropm();
+}
 
 // The process-wide set-up of the first getm(): the thread-exit key and the
 // fork handlers. pthread_once, not a function-local static: glibc restarts a
@@ -93,12 +103,27 @@ pthread_key_t ExitKey() {
   return exit_key;
 }
 
+// Clears everything that belongs to the thread an M leaves: no thread is in
+// malloc or GC on it, runs a G on it, or has its signal stack. Every path
+// that makes an M idle goes through here (dropm, and the fork child for the
+// Ms of threads that did not survive).
+void ClearThreadState(M* m) {
+  m->set_mallocing(0);
+  m->set_gcing(0);
+  m->sigaltstack_installed = false;
+}
+
 // --- Fork: the gates, and the atfork handlers. ---
 
 // True from fork's prepare handler until its parent or child handler.
 std::atomic<bool> forking{false};
+// Set on the thread that forks, for the same span: its own slow paths (an
+// atfork handler registered before ours calls the allocator) must not wait
+// for the fork they are part of.
+__thread bool this_thread_forks ABSL_ATTRIBUTE_INITIAL_EXEC = false;
 
 void ForkPrepare() {
+  this_thread_forks = true;
   forking.store(true, std::memory_order_seq_cst);
   for (M* m = all_m.load(std::memory_order_seq_cst); m != nullptr;
        m = m->alllink()) {
@@ -108,7 +133,10 @@ void ForkPrepare() {
   }
 }
 
-void ForkParent() { forking.store(false, std::memory_order_seq_cst); }
+void ForkParent() {
+  forking.store(false, std::memory_order_seq_cst);
+  this_thread_forks = false;
+}
 
 // In the child only the forking thread survived: every other M is idle now,
 // caches intact, and the idle list is rebuilt from allm.
@@ -123,16 +151,14 @@ void ForkChild() {
     // gate may still read 1 here, set by a thread that was only stepping
     // back from it (SlowPathGate) when the fork struck.
     m->gate.store(0, std::memory_order_relaxed);
-    m->sigaltstack_installed = false;
-    // Made idle as dropm() would: no thread is in malloc or GC on it now.
-    m->set_mallocing(0);
-    m->set_gcing(0);
+    ClearThreadState(m);
     m->owner.store(kMIdle, std::memory_order_relaxed);
     idle_ms.Push(m);
     ++idle;
   }
   idle_count.store(idle, std::memory_order_relaxed);
   forking.store(false, std::memory_order_seq_cst);
+  this_thread_forks = false;
 }
 
 }  // namespace
@@ -142,7 +168,7 @@ SlowPathGate::SlowPathGate(M* m) : m_(m) {
     if (m->gate.exchange(1, std::memory_order_seq_cst) != 0) {
       Throw("stackalloc: re-entered from a signal handler");
     }
-    if (!forking.load(std::memory_order_seq_cst)) return;
+    if (!forking.load(std::memory_order_seq_cst) || this_thread_forks) return;
     // A fork is under way: step back and wait for it (only fork waits).
     m->gate.store(0, std::memory_order_seq_cst);
     while (forking.load(std::memory_order_seq_cst)) std::this_thread::yield();
@@ -207,34 +233,57 @@ M* allm() { return all_m.load(std::memory_order_acquire); }
 
 int32_t mcount() { return m_count.load(std::memory_order_relaxed); }
 
-// An idle M this thread now owns, or nullptr. Never waits: an M a
-// scavenger has borrowed goes back to the list for later.
+// An idle M this thread now owns, or nullptr. Never waits: an M a scavenger
+// has borrowed is set aside, the next idle one taken, and the borrowed ones
+// go back on the list (their borrowers leave them idle).
 M* TakeIdleM() {
-  M* m = idle_ms.Pop();
-  if (m == nullptr) return nullptr;
-  int idle = kMIdle;
-  if (m->owner.compare_exchange_strong(idle, kMBound,
-                                       std::memory_order_acquire)) {
-    idle_count.fetch_sub(1, std::memory_order_relaxed);
-    return m;
+  M* borrowed = nullptr;
+  M* m;
+  while ((m = idle_ms.Pop()) != nullptr) {
+    int idle = kMIdle;
+    if (m->owner.compare_exchange_strong(idle, kMBound,
+                                         std::memory_order_acquire)) {
+      idle_count.fetch_sub(1, std::memory_order_relaxed);
+      break;
+    }
+    m->idlelink.store(borrowed, std::memory_order_relaxed);
+    borrowed = m;
   }
-  idle_ms.Push(m);  // Borrowed: its borrower gives it back as idle.
-  return nullptr;
+  while (borrowed != nullptr) {
+    M* b = borrowed;
+    borrowed = b->idlelink.load(std::memory_order_relaxed);
+    idle_ms.Push(b);
+  }
+  return m;
 }
 
-M* internal::BindM() {
+// A new, registered M, or nullptr if the OS refused its memory. Ms are
+// never freed, so they come straight from SysAlloc (no exception, no heap).
+M* NewM() {
+  void* mem = SysAlloc(sizeof(M));
+  if (mem == nullptr) return nullptr;
+  M* m = new (mem) M;
+  m->g0()->m = m;
+  mcommoninit(m);
+  return m;
+}
+
+M* internal::TryBindM() {
   const pthread_key_t key = ExitKey();  // Fork handlers first.
   M* m = TakeIdleM();
-  if (m == nullptr) {
-    m = new M;
-    m->g0()->m = m;
-    mcommoninit(m);
-  }
+  if (m == nullptr) m = NewM();
+  if (m == nullptr) return nullptr;
   ThreadStackBounds(m->g0());
   internal::tls_m = m;
   m->set_curg(m->g0());
   MinitSignalStack(m);
   pthread_setspecific(key, m);
+  return m;
+}
+
+M* internal::BindM() {
+  M* m = TryBindM();
+  if (m == nullptr) Throw("getm: out of memory for a new M");
   return m;
 }
 
@@ -246,8 +295,7 @@ void dropm() {
   internal::tls_m = &internal::unbound_m;
   internal::tls_stackcache = &closed_caches;
   pthread_setspecific(ExitKey(), nullptr);
-  m->set_mallocing(0);
-  m->set_gcing(0);
+  ClearThreadState(m);
   idle_count.fetch_add(1, std::memory_order_relaxed);
   m->owner.store(kMIdle, std::memory_order_release);
   idle_ms.Push(m);

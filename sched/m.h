@@ -177,15 +177,20 @@ extern __thread StackCaches* tls_stackcache ABSL_ATTRIBUTE_INITIAL_EXEC;
 // A placeholder M that is never on g0; tls_m of an unbound thread.
 extern M unbound_m;
 inline M* UnboundM() { return &unbound_m; }
-// getm()'s slow path: binds an M to the calling thread.
+// getm()'s slow path: binds an M to the calling thread; dies with "getm:
+// out of memory for a new M" if none could be had.
 M* BindM();
+// The same, returning nullptr instead (the allocator's slow paths, which
+// then refuse the request).
+M* TryBindM();
 }  // namespace internal
 
 // The calling thread's M. The first call on a thread binds one: an idle M if
-// there is one, else a new M registered by mcommoninit(). Either way its g0
-// now describes the calling thread's own stack and curg = g0. The M goes
-// back to the idle list when the thread exits. Thread-safe. Inline: once
-// bound, a thread-local load and a comparison.
+// there is one, else a new M registered by mcommoninit(); dies with "getm:
+// out of memory for a new M" if the OS refuses one. Either way its g0 now
+// describes the calling thread's own stack and curg = g0. The M goes back to
+// the idle list when the thread exits. Thread-safe. Inline: once bound, a
+// thread-local load and a comparison.
 inline M* getm() {
   M* m = internal::tls_m;
   if (ABSL_PREDICT_TRUE(m != internal::UnboundM())) return m;
@@ -194,7 +199,8 @@ inline M* getm() {
 
 // Unbinds the calling thread's M (if any) and puts it on the idle list with
 // its caches intact; the thread's next getm() binds one again. The thread
-// must be on g0. Thread exit does this automatically.
+// must be on g0 (dies with "dropm not on scheduler stack" otherwise). Thread
+// exit does this automatically, from any G: the thread is gone.
 //
 // After fork(), the child's Ms of threads that did not survive it are idle,
 // caches and all: the child's new threads take them over.
