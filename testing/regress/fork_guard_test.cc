@@ -1,0 +1,60 @@
+// Guards survive fork(): a stack allocated (guard installed) in the parent,
+// overflowed in the child, is reported -- also when the parent never wrote
+// to any stack page (the arena mapping has no anonymous pages yet).
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "gtest/gtest.h"
+#include "stackalloc.h"
+
+namespace stackalloc {
+namespace {
+
+void TouchBelow(void* s) { *(static_cast<volatile char*>(s) - 8) = 1; }
+
+TEST(ForkGuardDeathTest, UntouchedArenaChildOverflowIsReported) {
+  EXPECT_DEATH(
+      {
+        void* s = stackalloc(kFixedStack);  // Never written in the parent.
+        const pid_t p = fork();
+        if (p == 0) {
+          TouchBelow(s);
+          _exit(0);  // Not reported, no fault: wrote into the neighbour.
+        }
+        int st = 0;
+        waitpid(p, &st, 0);
+        if (WIFEXITED(st)) {
+          fprintf(stderr, "child wrote below its stack without a fault\n");
+          exit(0);
+        }
+        exit(1);
+      },
+      "stack overflow: 4096-byte stack");
+}
+
+TEST(ForkGuardDeathTest, TouchedArenaChildOverflowIsReported) {
+  EXPECT_DEATH(
+      {
+        void* s = stackalloc(kFixedStack);
+        static_cast<volatile char*>(s)[100] = 1;
+        const pid_t p = fork();
+        if (p == 0) {
+          TouchBelow(s);
+          _exit(0);
+        }
+        int st = 0;
+        waitpid(p, &st, 0);
+        if (WIFEXITED(st)) {
+          fprintf(stderr, "child wrote below its stack without a fault\n");
+          exit(0);
+        }
+        exit(1);
+      },
+      "stack overflow: 4096-byte stack");
+}
+
+}  // namespace
+}  // namespace stackalloc
