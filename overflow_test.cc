@@ -15,6 +15,7 @@
 #include "alloc/sys_alloc.h"
 #include "base/sanitizers.h"
 #include "gtest/gtest.h"
+#include "testing/process_info.h"
 #include "sched/m.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
@@ -22,15 +23,9 @@
 namespace stackalloc {
 namespace {
 
-constexpr bool kSanitized = sanitizer::kAsan || sanitizer::kTsan;
+using testing_util::MapsLines;
 
-int MapsLines() {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  int n = 0;
-  while (std::getline(maps, line)) ++n;
-  return n;
-}
+constexpr bool kSanitized = sanitizer::kAsan || sanitizer::kTsan;
 
 // Writes one byte just below p.
 void TouchBelow(void* p) { *(reinterpret_cast<volatile char*>(p) - 1) = 1; }

@@ -16,6 +16,7 @@ namespace {
 // with a "stackfree: ..." message naming what is wrong. n is the size the
 // caller gave (0: unknown, only the order).
 ChunkRecord* RecordOf(void* v, int order, size_t n, int* slot) {
+  if (v == nullptr) Throw("stackfree: nil stack");
   const auto a = reinterpret_cast<uintptr_t>(v);
   ChunkRecord* rec = TheChunkMap().Lookup(a);
   const int i = rec == nullptr ? -1 : rec->SlotOfStack(a);

@@ -12,17 +12,12 @@
 #include "alloc/chunk.h"
 #include "base/sanitizers.h"
 #include "gtest/gtest.h"
+#include "testing/process_info.h"
 
 namespace stackalloc {
 namespace {
 
-int MapsLines() {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  int n = 0;
-  while (std::getline(maps, line)) ++n;
-  return n;
-}
+using testing_util::MapsLines;
 
 TEST(StackArenaTest, ChunksAreAlignedZeroedDistinctAndShareMappings) {
   static StackArena arena;

@@ -9,17 +9,12 @@
 
 #include "alloc/sys_alloc.h"
 #include "gtest/gtest.h"
+#include "testing/process_info.h"
 
 namespace stackalloc {
 namespace {
 
-int MapsLines() {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  int n = 0;
-  while (std::getline(maps, line)) ++n;
-  return n;
-}
+using testing_util::MapsLines;
 
 // Whether touching p faults, with the fault address.
 sigjmp_buf jump;

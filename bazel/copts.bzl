@@ -18,11 +18,13 @@ STACKALLOC_COPTS = [
 
 STACKALLOC_TEST_COPTS = STACKALLOC_COPTS
 
-def stackalloc_cc_library(name, srcs = None, hdrs = None, copts = [], **kwargs):
-    """A cc_library with our warnings.
+def stackalloc_cc_library(name, srcs = None, hdrs = None, copts = [], test_deps = None, **kwargs):
+    """A cc_library with our warnings, and its unit test.
 
     Of `name`.h, and `name`.cc if there is one, unless srcs or hdrs say
-    otherwise (one library per header, named after it).
+    otherwise (one library per header, named after it). With test_deps (a
+    list, maybe empty), also `name`_test from `name`_test.cc, right after
+    it, depending on the library and test_deps.
     """
     native.cc_library(
         name = name,
@@ -31,6 +33,11 @@ def stackalloc_cc_library(name, srcs = None, hdrs = None, copts = [], **kwargs):
         copts = STACKALLOC_COPTS + copts,
         **kwargs
     )
+    if test_deps != None:
+        stackalloc_cc_test(
+            name = name + "_test",
+            deps = [":" + name] + test_deps,
+        )
 
 def stackalloc_cc_test(name, srcs = None, deps = [], copts = [], gtest_main = True, **kwargs):
     """A cc_test of `name`.cc (unless srcs says otherwise), with GoogleTest's main."""

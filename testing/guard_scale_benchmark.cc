@@ -30,27 +30,14 @@
 #include "boost/context/stack_context.hpp"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/process_info.h"
 
 namespace stackalloc {
 namespace baseline {
 namespace {
 
-int MapsLines() {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  int n = 0;
-  while (std::getline(maps, line)) ++n;
-  return n;
-}
-
-int64_t RssKiB() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
+using testing_util::MapsLines;
+using testing_util::RssKiB;
 
 struct Result {
   int64_t stacks = 0;       // Live stacks reached.

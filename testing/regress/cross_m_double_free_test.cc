@@ -40,6 +40,9 @@ void OnThread(F f) {
 }
 
 TEST(CrossMDoubleFreeDeathTest, StackFreedOnTwoMsIsEventuallyCaught) {
+  // The default build keeps no per-stack state on its fast paths: it sees
+  // this only if both copies reach the pool (README, "Misuse").
+  if (!kChecked) GTEST_SKIP() << "caught at the call in checked builds only";
   EXPECT_DEATH(
       {
         // Thread A allocates v and a cache's worth more, frees v first
