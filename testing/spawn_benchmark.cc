@@ -37,6 +37,8 @@
 
 #include "benchmark/benchmark.h"
 #include "proc/proc.h"
+#include "testing/comparison_reporter.h"
+#include "testing/go_bench.h"
 
 namespace stackalloc {
 namespace baseline {
@@ -96,67 +98,7 @@ void CreateGoroutinesParallel(benchmark::State& state) {
   }
 }
 
-// Best ns/op per "BenchmarkX[-procs]" name.
-using Cells = std::map<std::string, double>;
-
-std::string GoName(const std::string& function, int procs) {
-  std::string name = "Benchmark" + function;
-  if (procs != 1) name += "-" + std::to_string(procs);
-  return name;
-}
-
-class Reporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& run : runs) {
-      if (run.error_occurred || run.run_type != Run::RT_Iteration) continue;
-      int procs = atoi(run.run_name.args.c_str() + strlen("procs:"));
-      double ns = run.GetAdjustedRealTime() *
-                  benchmark::GetTimeUnitMultiplier(benchmark::kNanosecond) /
-                  benchmark::GetTimeUnitMultiplier(run.time_unit);
-      std::string name = GoName(run.run_name.function_name, procs);
-      auto it = cells_.find(name);
-      if (it == cells_.end() || ns < it->second) cells_[name] = ns;
-    }
-  }
-  const Cells& cells() const { return cells_; }
-
- private:
-  Cells cells_;
-};
-
-// Best ns/op of each line of `go test -bench` output.
-Cells ReadGoOutput(const std::string& path) {
-  Cells best;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string name, iterations, ns, unit;
-    if (!(fields >> name >> iterations >> ns >> unit) || unit != "ns/op") {
-      continue;
-    }
-    double v = atof(ns.c_str());
-    auto it = best.find(name);
-    if (it == best.end() || v < it->second) best[name] = v;
-  }
-  return best;
-}
-
-std::string Num(double v, const char* format) {
-  if (v < 0) return "-";
-  char buf[32];
-  snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
-
-double Get(const Cells& cells, const std::string& name) {
-  auto it = cells.find(name);
-  return it == cells.end() ? -1 : it->second;
-}
-
-void PrintTable(const Cells& ours, const Cells& go) {
+void PrintTable(const GoCells& ours, const GoCells& go) {
   printf(
       "\nSpawning Gs: ns/op = wall time / Gs spawned; best of the "
       "repetitions\n(ours: parallel spawners yield every %lld spawns, where "
@@ -188,26 +130,15 @@ void PrintTable(const Cells& ours, const Cells& go) {
 
 int main(int argc, char** argv) {
   using namespace stackalloc::baseline;  // NOLINT(build/namespaces)
-  std::string go_output, ours_out, ours_output;
-  int kept = 1;
-  for (int i = 1; i < argc; ++i) {
-    bool ours = false;
-    for (auto [flag, value] : {std::pair{"--go_output=", &go_output},
-                               std::pair{"--ours_out=", &ours_out},
-                               std::pair{"--ours_output=", &ours_output}}) {
-      if (strncmp(argv[i], flag, strlen(flag)) == 0) {
-        *value = argv[i] + strlen(flag);
-        ours = true;
-      }
-    }
-    if (!ours) argv[kept++] = argv[i];
-  }
-  argc = kept;
+  const std::string go_output = TakeFlag(argc, argv, "--go_output=");
+  const std::string ours_out = TakeFlag(argc, argv, "--ours_out=");
+  const std::string ours_output = TakeFlag(argc, argv, "--ours_output=");
   // Both benchmarks at each procs before the next procs: one runtime each.
   for (int procs : kProcs) {
     for (auto [name, fn] :
-         {std::pair{"CreateGoroutines", &CreateGoroutines},
-          std::pair{"CreateGoroutinesParallel", &CreateGoroutinesParallel}}) {
+         {std::pair{"CreateGoroutines/ours", &CreateGoroutines},
+          std::pair{"CreateGoroutinesParallel/ours",
+                    &CreateGoroutinesParallel}}) {
       benchmark::RegisterBenchmark(name, fn)
           ->ArgName("procs")
           ->Arg(procs)
@@ -215,27 +146,24 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kNanosecond);
     }
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  Reporter reporter;
-  // With --ours_output only the table is wanted.
-  if (ours_output.empty()) benchmark::RunSpecifiedBenchmarks(&reporter);
-  benchmark::Shutdown();
-  if (running_procs != 0) stackalloc::proc::Stop();
-  Cells cells = reporter.cells();
-  if (!ours_out.empty()) {
-    FILE* f = fopen(ours_out.c_str(), "a");
-    if (f == nullptr) return 1;
-    for (const auto& [name, ns] : cells)
-      fprintf(f, "%s 1 %.2f ns/op\n", name.c_str(), ns);
-    fclose(f);
-  }
-  if (!ours_output.empty()) {
-    for (const auto& [name, ns] : ReadGoOutput(ours_output)) {
-      auto it = cells.find(name);
-      if (it == cells.end() || ns < it->second) cells[name] = ns;
+  GoCells cells;
+  if (ours_output.empty()) {
+    ComparisonReporter reporter("ours");
+    reporter.set_threads_arg("procs");
+    if (!RunBenchmarks(argc, argv, reporter)) return 1;
+    if (running_procs != 0) stackalloc::proc::Stop();
+    for (const char* function :
+         {"CreateGoroutines", "CreateGoroutinesParallel"}) {
+      for (int procs : kProcs) {
+        for (const auto& run : reporter.Repetitions(function, "ours", procs)) {
+          AddBest(cells, GoName(function, procs), run.ns_per_op);
+        }
+      }
     }
+  } else {
+    cells = ReadGoBench(ours_output);
   }
-  PrintTable(cells, go_output.empty() ? Cells{} : ReadGoOutput(go_output));
+  if (!ours_out.empty() && !AppendGoBench(ours_out, cells)) return 1;
+  PrintTable(cells, go_output.empty() ? GoCells{} : ReadGoBench(go_output));
   return 0;
 }

@@ -30,6 +30,7 @@
 #include "benchmark/benchmark.h"
 #include "proc/proc.h"
 #include "testing/comparison_reporter.h"
+#include "testing/go_bench.h"
 #include "testing/stack_growth.h"
 
 namespace stackalloc {
@@ -193,47 +194,13 @@ class Cells {
   std::map<std::string, std::map<int, Cell>> cells_;
 };
 
-// Best ns/op of each "BenchmarkStackGrowth[-procs]" line of `go test -bench`.
-std::map<int, double> ReadGoOutput(const std::string& path) {
-  std::map<int, double> best;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string name, iterations, ns, unit;
-    if (!(fields >> name >> iterations >> ns >> unit) || unit != "ns/op") {
-      continue;
-    }
-    const std::string kName = "BenchmarkStackGrowth";
-    if (name.compare(0, kName.size(), kName) != 0) continue;
-    std::string suffix = name.substr(kName.size());
-    int procs = 1;
-    if (!suffix.empty()) {
-      if (suffix[0] != '-') continue;  // BenchmarkStackGrowthDeep.
-      procs = atoi(suffix.c_str() + 1);
-    }
-    double v = atof(ns.c_str());
-    auto it = best.find(procs);
-    if (it == best.end() || v < it->second) best[procs] = v;
-  }
-  return best;
-}
-
-// v formatted, or "-" if it is missing (negative).
-std::string Num(double v, const char* format) {
-  if (v < 0) return "-";
-  char buf[32];
-  snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
-
 std::string Delta(double old_ns, double new_ns) {
   char buf[32];
   snprintf(buf, sizeof buf, "%+.2f%%", 100 * (new_ns - old_ns) / old_ns);
   return buf;
 }
 
-void PrintTable(const Cells& r, const std::map<int, double>& go) {
+void PrintTable(const Cells& r, const GoCells& go) {
   printf(
       "\nBenchmarkStackGrowth: ns/op = wall time / stackGrowthRecursive(10) "
       "calls; best of the repetitions\n"
@@ -249,8 +216,7 @@ void PrintTable(const Cells& r, const std::map<int, double>& go) {
     Cell o = r.Get("old", procs);
     Cell n = r.Get("new", procs);
     Cell c = r.Get("cached", procs);
-    auto g = go.find(procs);
-    double gns = g == go.end() ? -1 : g->second;
+    const double gns = Get(go, name);
     bool on = o.ns > 0 && n.ns >= 0;
     printf("%-24s %9s %9s %9s %9s %9s %8s %7s %9s %7s %8s %8s %8s\n",
            name.c_str(), Num(o.ns, "%.1f").c_str(), Num(n.ns, "%.1f").c_str(),
@@ -326,7 +292,6 @@ int main(int argc, char** argv) {
     cells.Write(f);
     fclose(f);
   }
-  PrintTable(cells, go_output.empty() ? std::map<int, double>{}
-                                      : ReadGoOutput(go_output));
+  PrintTable(cells, go_output.empty() ? GoCells{} : ReadGoBench(go_output));
   return 0;
 }

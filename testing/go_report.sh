@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
-# BenchmarkStackGrowth: ours (old and new stack pools) beside Go's own.
+# One of our benchmarks beside Go 1.19's own runtime benchmarks, one table:
 #
-#   bazel run -c opt //testing:stack_growth_report
+#   bazel run -c opt //testing:stack_growth_report   # BenchmarkStackGrowth
+#   bazel run -c opt //testing:spawn_report          # CreateGoroutines...
 #
-# Runs Go's
-#   go test -run=NONE -bench=StackGrowth -cpu=1,2,4,8,16 runtime
-# (Debian's golang-go; only BenchmarkStackGrowth, not ...Deep) and
-# //testing:stack_growth_benchmark alternately, REPS rounds of each (default
-# 3; each cell is the best round), then prints the seed's table with a Go
-# column.
+# go_report.sh GO_BENCH_REGEX OUR_BINARY [args for OUR_BINARY...] runs Go's
+#   go test -run=NONE -bench=GO_BENCH_REGEX -cpu=1,2,4,8,16 runtime
+# (Debian's golang-go) and our binary alternately, REPS rounds of each
+# (default 3; each cell is the best round), so both sides see the same load
+# on a shared machine; then our binary prints the table of every round's
+# cells (--ours_output) with Go's column (--go_output).
 # Environment: REPS, BENCHMARK_MIN_TIME (seconds, default 1, as Go's
 # benchtime), GOCACHE (default: Go's own, or a directory under TMPDIR if that
-# is not writable). Extra arguments go to the benchmark binary.
+# is not writable).
 set -euo pipefail
 
-bench="$1"
-shift
+go_bench="$1"
+bench="$2"
+shift 2
 reps="${REPS:-3}"
 min_time="${BENCHMARK_MIN_TIME:-1}"
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/stack_growth_report.XXXXXX")"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/go_report.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 go_out="$tmp/go.txt"
 : >"$go_out"
@@ -47,7 +49,7 @@ for rep in $(seq "$reps"); do
     echo "== go, round $rep"
     # Outside any module, so that `runtime` is the standard library's.
     (cd "$tmp" && GO111MODULE=off GOFLAGS= go test -run=NONE \
-      -bench='^BenchmarkStackGrowth$' -benchtime="${min_time}s" \
+      -bench="$go_bench" -benchtime="${min_time}s" \
       -count=1 -cpu=1,2,4,8,16 runtime) | tee -a "$go_out"
   fi
   echo "== ours, round $rep: $bench"
