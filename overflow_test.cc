@@ -15,10 +15,10 @@
 #include "alloc/sys_alloc.h"
 #include "base/sanitizers.h"
 #include "gtest/gtest.h"
-#include "testing/process_info.h"
 #include "sched/m.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/process_info.h"
 
 namespace stackalloc {
 namespace {

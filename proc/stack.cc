@@ -73,17 +73,15 @@ size_t SegmentSize(size_t frame) {
   Throw(b.c_str());
 }
 
-}  // namespace
-
-size_t Newstack(ProcG* g, const StackSource& source) {
-  const size_t n = SegmentSize(g->req_size);
-  void* v = source.alloc(n);
-  if (v == nullptr) Throw("morestack: out of stack memory");
-  uintptr_t lo = reinterpret_cast<uintptr_t>(v);
+// Makes [v, v + n) g's current segment: its Stktop at the top links back to
+// where g was (resumed at `oldctx`, or by returning when nullptr). Returns
+// the Stktop.
+Stktop* PushSegment(ProcG* g, void* v, size_t n, fcontext_t oldctx) {
+  const auto lo = reinterpret_cast<uintptr_t>(v);
   auto* top =
       reinterpret_cast<Stktop*>((lo + n - sizeof(Stktop)) & ~uintptr_t{15});
   top->prev = g->top;
-  top->oldctx = g->ctx;
+  top->oldctx = oldctx;
   top->old_lo = g->stack_lo;
   top->old_hi = g->stack_hi;
   top->base = v;
@@ -91,8 +89,18 @@ size_t Newstack(ProcG* g, const StackSource& source) {
   g->top = top;
   g->stack_lo = lo;
   g->stack_hi = lo + n;
-  g->ctx =
-      MakeContext(top, reinterpret_cast<uintptr_t>(top) - lo, &SegmentEntry);
+  return top;
+}
+
+}  // namespace
+
+size_t Newstack(ProcG* g, const StackSource& source) {
+  const size_t n = SegmentSize(g->req_size);
+  void* v = source.alloc(n);
+  if (v == nullptr) Throw("morestack: out of stack memory");
+  Stktop* top = PushSegment(g, v, n, g->ctx);
+  g->ctx = MakeContext(top, reinterpret_cast<uintptr_t>(top) - g->stack_lo,
+                       &SegmentEntry);
   STACKALLOC_DCHECK(g->OnStack(top));
   return n;
 }
@@ -182,18 +190,8 @@ void CachedSegmentBody(void* arg) {
 ABSL_ATTRIBUTE_NOINLINE void MorestackDirect(ProcG* g, void (*fn)(void*),
                                              void* arg) {
   void* v = g->segcache[--g->nsegcache];
-  const auto lo = reinterpret_cast<uintptr_t>(v);
-  auto* top = reinterpret_cast<Stktop*>((lo + kFixedStack - sizeof(Stktop)) &
-                                        ~uintptr_t{15});
-  top->prev = g->top;
-  top->oldctx = nullptr;  // Left by returning, not by a context switch.
-  top->old_lo = g->stack_lo;
-  top->old_hi = g->stack_hi;
-  top->base = v;
-  top->size = kFixedStack;
-  g->top = top;
-  g->stack_lo = lo;
-  g->stack_hi = lo + kFixedStack;
+  // Left by returning, not by a context switch: no context to resume.
+  Stktop* top = PushSegment(g, v, kFixedStack, nullptr);
   g->req_fn = fn;
   g->req_arg = arg;
   g->sched->segments.Add(1);  // This M's counters: the G runs on its thread.

@@ -23,5 +23,12 @@ int64_t RssKiB() {
   return -1;
 }
 
+size_t VmSize() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages = 0;
+  statm >> pages;
+  return pages * 4096;
+}
+
 }  // namespace testing_util
 }  // namespace stackalloc

@@ -6,6 +6,7 @@
 #ifndef TESTING_PROCESS_INFO_H_
 #define TESTING_PROCESS_INFO_H_
 
+#include <cstddef>
 #include <cstdint>
 
 namespace stackalloc {
@@ -16,6 +17,9 @@ int MapsLines();
 
 // VmRSS of /proc/self/status, in KiB; -1 if it cannot be read.
 int64_t RssKiB();
+
+// The address space the process has mapped (/proc/self/statm), in bytes.
+size_t VmSize();
 
 }  // namespace testing_util
 }  // namespace stackalloc

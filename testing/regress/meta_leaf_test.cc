@@ -24,6 +24,7 @@
 #include "stackalloc.h"
 #include "stackalloc_test_peer.h"
 #include "stats/mstats.h"
+#include "testing/process_info.h"
 
 namespace stackalloc {
 namespace {
@@ -39,13 +40,7 @@ void* chunk_mem = nullptr;
 size_t chunk_len = 0;
 void* Fixed(size_t n) { return n <= chunk_len ? chunk_mem : nullptr; }
 
-size_t VmSize() {
-  FILE* f = fopen("/proc/self/statm", "r");
-  unsigned long pages = 0;
-  if (fscanf(f, "%lu", &pages) != 1) pages = 0;
-  fclose(f);
-  return pages * 4096;
-}
+using testing_util::VmSize;
 
 TEST(MetaLeafDeathTest, LeavesMappedByAFailedSetAreCounted) {
   if (sanitizer::kTsan)

@@ -20,18 +20,12 @@
 #include "gtest/gtest.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/process_info.h"
 
 namespace stackalloc {
 namespace {
 
-// Current address space, from /proc/self/statm (pages).
-size_t VmSize() {
-  FILE* f = fopen("/proc/self/statm", "r");
-  unsigned long pages = 0;
-  if (fscanf(f, "%lu", &pages) != 1) pages = 0;
-  fclose(f);
-  return pages * 4096;
-}
+using testing_util::VmSize;
 
 // In a child: a thread is created first (its stack mapped), then the
 // address space is capped just above what is mapped, then the thread makes
