@@ -30,6 +30,11 @@ constexpr bool kTsan = true;
 #else
 constexpr bool kTsan = false;
 #endif
+#ifdef ABSL_HAVE_ADDRESS_SANITIZER
+constexpr bool kAsan = true;
+#else
+constexpr bool kAsan = false;
+#endif
 
 // Starts a runtime whose Gs yield (taking the global queue's lock) in a loop
 // until *stop, and returns once they are running.
@@ -77,8 +82,10 @@ int ChildStartsAFreshRuntime() {
   if (ReadProcStats().gs_started == 0) return 3;
   // TSan cannot follow threads started in the child of a multithreaded
   // process (its registry still holds the parent's threads' ids, and dies
-  // with "dup thread"); there, the child checks the locks only.
-  if (kTsan) return kChildOk;
+  // with "dup thread"), and ASan's allocator (GCC 12's libsanitizer) takes
+  // no lock around fork(), so a malloc in the child can wait for ever on a
+  // lock a parent thread held; there, the child checks the locks only.
+  if (kTsan || kAsan) return kChildOk;
   Options o;
   o.gomaxprocs = 2;
   Start(o);
