@@ -12,6 +12,7 @@ packages=(
   libgtest-dev
   libbenchmark-dev
   libboost-context-dev
+  libboost-fiber-dev         # @boost//:fiber: the Boost.Fiber tests, benchmark, example
   libjemalloc-dev            # peers benchmark
   libgoogle-perftools-dev    # peers benchmark (tcmalloc)
   libmimalloc-dev            # peers benchmark
