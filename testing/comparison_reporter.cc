@@ -194,23 +194,18 @@ void ComparisonReporter::PrintRowPerThreadCount(const std::string& name,
 void ComparisonReporter::PrintRowPerContender(const std::string& name,
                                               const Group& g,
                                               std::ostream& out) const {
-  constexpr int kCell = 16;
   const std::string& heading = Heading(name);
   int name_width = static_cast<int>(heading.size());
   for (const auto& c : g.contenders) {
     name_width = std::max(name_width, static_cast<int>(c.size()));
   }
+  // Every cell's text first: cells are 16 wide, or wider to keep two
+  // spaces between the widest ones (protected stacks take microseconds).
   char buf[64];
-  snprintf(buf, sizeof(buf), "%-*s", name_width, heading.c_str());
-  out << buf;
-  for (const auto& [threads, cells] : g.runs) {
-    snprintf(buf, sizeof(buf), "%*d", kCell, threads);
-    out << buf;
-  }
-  out << "\n";
+  std::vector<std::vector<std::string>> text;
+  int cell_width = 16;
   for (const auto& c : g.contenders) {
-    snprintf(buf, sizeof(buf), "%-*s", name_width, c.c_str());
-    out << buf;
+    text.emplace_back();
     for (const auto& [threads, cells] : g.runs) {
       auto it = cells.find(c);
       auto ref = cells.find(reference_);
@@ -225,7 +220,22 @@ void ComparisonReporter::PrintRowPerContender(const std::string& name,
           cell += buf;
         }
       }
-      snprintf(buf, sizeof(buf), "%*s", kCell, cell.c_str());
+      cell_width = std::max(cell_width, static_cast<int>(cell.size()) + 2);
+      text.back().push_back(std::move(cell));
+    }
+  }
+  snprintf(buf, sizeof(buf), "%-*s", name_width, heading.c_str());
+  out << buf;
+  for (const auto& [threads, cells] : g.runs) {
+    snprintf(buf, sizeof(buf), "%*d", cell_width, threads);
+    out << buf;
+  }
+  out << "\n";
+  for (size_t i = 0; i < g.contenders.size(); ++i) {
+    snprintf(buf, sizeof(buf), "%-*s", name_width, g.contenders[i].c_str());
+    out << buf;
+    for (const std::string& cell : text[i]) {
+      snprintf(buf, sizeof(buf), "%*s", cell_width, cell.c_str());
       out << buf;
     }
     out << "\n";

@@ -161,6 +161,20 @@ TEST_F(ComparisonReporterTest, TakesAGroupsColumnsFromAnArgumentWithAHeading) {
             "ours               6.00\n");
 }
 
+TEST_F(ComparisonReporterTest, WidensCellsThatWouldTouch) {
+  reporter_.set_row_per_contender(true);
+  reporter_.ReportRuns({MakeRun("context/ours", 1, 4000, 100),
+                        MakeRun("context/protected", 1, 1300000, 100)});
+  std::ostringstream table;
+  reporter_.PrintTables(table);
+  EXPECT_EQ(table.str(),
+            "\ncontext: ns/op (wall time / operations of all threads), and "
+            "ratio to ours\n"
+            "threads                     1\n"
+            "ours                    40.00\n"
+            "protected  13000.00 (325.00x)\n");
+}
+
 TEST(TakeFlagTest, RemovesEveryOccurrenceAndReturnsTheLast) {
   char arg0[] = "benchmark", a[] = "--go_output=a", b[] = "--benchmark_x=1",
        c[] = "--go_output=c";
