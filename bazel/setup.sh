@@ -22,6 +22,8 @@ packages=(
   jq                         # .ci/run reads Bazel's build event JSON with it
   golang-go                  # Go 1.19, the peer in //testing:stack_growth_report
   valgrind
+  gnuplot-nox                # //testing:charts draws the benchmark charts
+  python3                    # ... from the benchmarks' JSON (testing/plot_benchmarks.py)
 )
 
 missing=()
