@@ -20,9 +20,9 @@ workspace="${BUILD_WORKSPACE_DIRECTORY:-$(pwd)}"
 charts="$workspace/docs/charts"
 data="$charts/data"
 reps="${REPS:-3}"
-here="$(dirname "$0")"
-# Under `bazel run`, the binaries are runfiles beside this script.
-bin() { echo "$here/$1"; }
+# Under `bazel run`, the benchmarks and the plotting script are runfiles.
+runfiles="${RUNFILES_DIR:-$0.runfiles}/stackalloc/testing"
+bin() { echo "$runfiles/$1"; }
 
 if [ "${1:-}" != "--plot-only" ]; then
   mkdir -p "$data"
@@ -42,4 +42,4 @@ if [ "${1:-}" != "--plot-only" ]; then
 fi
 
 echo "== charts"
-python3 "$here/plot_benchmarks.py" "$charts" "$data"/*.json
+python3 "$runfiles/plot_benchmarks.py" "$charts" "$data"/*.json

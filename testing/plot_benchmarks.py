@@ -37,6 +37,10 @@ X_LABELS = {
     "threads": "threads",
 }
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+# One color and point shape per line (ours, first, the strongest).
+COLORS = ("#6a0dad", "#e69f00", "#009e73", "#0072b2", "#d55e00", "#cc79a7",
+          "#56b4e9", "#000000", "#999999", "#8c564b")
+POINTS = (7, 5, 9, 11, 13, 4, 6, 8, 10, 12)
 
 
 def points(document):
@@ -109,8 +113,11 @@ def draw(svg, title, x_label, series, work_dir):
             for x, ns in pts:
                 f.write("%d %.6g\n" % (x, ns))
         width = 3 if contender == "ours" else 1.5
-        plots.append("%s using 1:2 with linespoints lw %g pt 7 ps 0.7 title %s"
-                     % (gnuplot_quote(data), width, gnuplot_quote(contender)))
+        color = COLORS[i % len(COLORS)]
+        plots.append("%s using 1:2 with linespoints lw %g lc rgb '%s' "
+                     "pt %d ps 0.8 title %s"
+                     % (gnuplot_quote(data), width, color, POINTS[i % len(POINTS)],
+                        gnuplot_quote(contender)))
     lines.append("plot " + ", \\\n     ".join(plots))
     script = os.path.join(work_dir, "plot.gp")
     with open(script, "w") as f:
