@@ -49,12 +49,12 @@ def stackalloc_cc_test(name, srcs = None, deps = [], copts = [], gtest_main = Tr
         **kwargs
     )
 
-def stackalloc_cc_benchmark(name, srcs = None, tags = [], **kwargs):
+def stackalloc_cc_benchmark(name, srcs = None, tags = [], copts = [], **kwargs):
     """A benchmark binary: testonly, tagged "benchmark", run with `bazel run -c opt`."""
     native.cc_binary(
         name = name,
         srcs = srcs if srcs != None else [name + ".cc"],
-        copts = STACKALLOC_COPTS,
+        copts = STACKALLOC_COPTS + copts,
         testonly = True,
         tags = tags + ["benchmark"],
         **kwargs

@@ -12,6 +12,7 @@ packages=(
   libgtest-dev
   libbenchmark-dev
   libboost-context-dev
+  libboost-fiber-dev         # @boost//:fiber: the Boost.Fiber tests, benchmark, example
   libjemalloc-dev            # peers benchmark
   libgoogle-perftools-dev    # peers benchmark (tcmalloc)
   libmimalloc-dev            # peers benchmark
@@ -21,6 +22,8 @@ packages=(
   jq                         # .ci/run reads Bazel's build event JSON with it
   golang-go                  # Go 1.19, the peer in //testing:stack_growth_report
   valgrind
+  gnuplot-nox                # //testing:charts draws the benchmark charts
+  python3                    # ... from the benchmarks' JSON (testing/plot_benchmarks.py)
 )
 
 missing=()

@@ -100,8 +100,13 @@ BENCHMARK_BUILD_FILES = {
     ]),
 }
 
+# Boost.Context, and Boost.Fiber over it (libboost-fiber-dev; only what uses
+# @boost//:fiber needs it installed).
 BOOST_BUILD_FILES = {
-    "BUILD": _lib("context", linkopts = ["-lboost_context"]),
+    "BUILD": "\n".join([
+        _lib("context", linkopts = ["-lboost_context"]),
+        _lib("fiber", linkopts = ["-lboost_fiber", "-pthread"], deps = [":context"]),
+    ]),
 }
 
 # Malloc replacements, for //testing:peers_benchmark. Each defines malloc

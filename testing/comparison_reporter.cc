@@ -43,16 +43,23 @@ void ComparisonReporter::ReportRuns(const std::vector<Run>& runs) {
     }
     // Google Benchmark already divides the wall time of a threaded run by
     // the iterations of all its threads together.
-    AddCell(name.substr(0, slash), name.substr(slash + 1), ThreadsOf(run),
+    const std::string group = name.substr(0, slash);
+    AddCell(group, name.substr(slash + 1), ColumnOf(group, run),
             std::move(repetition));
   }
 }
 
-int ComparisonReporter::ThreadsOf(const Run& run) const {
-  if (!threads_arg_.empty()) {
+int ComparisonReporter::ColumnOf(const std::string& group,
+                                 const Run& run) const {
+  auto columns = columns_.find(group);
+  const std::string& column_arg =
+      columns != columns_.end() && !columns->second.arg.empty()
+          ? columns->second.arg
+          : threads_arg_;
+  if (!column_arg.empty()) {
     // Arguments read "name:value/name:value".
     std::istringstream args(run.run_name.args);
-    const std::string prefix = threads_arg_ + ":";
+    const std::string prefix = column_arg + ":";
     for (std::string arg; std::getline(args, arg, '/');) {
       if (arg.compare(0, prefix.size(), prefix) == 0) {
         return atoi(arg.c_str() + prefix.size());
@@ -60,6 +67,14 @@ int ComparisonReporter::ThreadsOf(const Run& run) const {
     }
   }
   return static_cast<int>(run.threads);
+}
+
+const std::string& ComparisonReporter::Heading(const std::string& group) const {
+  static const std::string* const kThreads = new std::string("threads");
+  auto columns = columns_.find(group);
+  return columns != columns_.end() && !columns->second.heading.empty()
+             ? columns->second.heading
+             : *kThreads;
 }
 
 void ComparisonReporter::AddCell(const std::string& group,
@@ -78,6 +93,11 @@ void ComparisonReporter::AddCell(const std::string& group,
 void ComparisonReporter::SetCaption(const std::string& group,
                                     std::string caption) {
   captions_[group] = std::move(caption);
+}
+
+void ComparisonReporter::SetColumns(const std::string& group, std::string arg,
+                                    std::string heading) {
+  columns_[group] = Columns{std::move(arg), std::move(heading)};
 }
 
 void ComparisonReporter::AddNote(std::string note) {
@@ -115,19 +135,23 @@ void ComparisonReporter::PrintTables(std::ostream& out) const {
     auto caption = captions_.find(name);
     if (caption != captions_.end()) out << "  " << caption->second << "\n";
     if (row_per_contender_) {
-      PrintRowPerContender(g, out);
+      PrintRowPerContender(name, g, out);
     } else {
-      PrintRowPerThreadCount(g, out);
+      PrintRowPerThreadCount(name, g, out);
     }
   }
   if (!notes_.empty()) out << "\n";
   for (const std::string& note : notes_) out << note << "\n";
 }
 
-void ComparisonReporter::PrintRowPerThreadCount(const Group& g,
+void ComparisonReporter::PrintRowPerThreadCount(const std::string& name,
+                                                const Group& g,
                                                 std::ostream& out) const {
   char buf[64];
-  out << "threads";
+  const std::string& heading = Heading(name);
+  const int width = std::max(7, static_cast<int>(heading.size()));
+  snprintf(buf, sizeof(buf), "%*s", width, heading.c_str());
+  out << buf;
   for (const auto& c : g.contenders) {
     snprintf(buf, sizeof(buf), " %12s", c.c_str());
     out << buf;
@@ -140,7 +164,7 @@ void ComparisonReporter::PrintRowPerThreadCount(const Group& g,
   }
   out << "\n";
   for (const auto& [threads, cells] : g.runs) {
-    snprintf(buf, sizeof(buf), "%7d", threads);
+    snprintf(buf, sizeof(buf), "%*d", width, threads);
     out << buf;
     for (const auto& c : g.contenders) {
       auto it = cells.find(c);
@@ -167,24 +191,21 @@ void ComparisonReporter::PrintRowPerThreadCount(const Group& g,
   }
 }
 
-void ComparisonReporter::PrintRowPerContender(const Group& g,
+void ComparisonReporter::PrintRowPerContender(const std::string& name,
+                                              const Group& g,
                                               std::ostream& out) const {
-  constexpr int kCell = 16;
-  int name_width = static_cast<int>(strlen("threads"));
+  const std::string& heading = Heading(name);
+  int name_width = static_cast<int>(heading.size());
   for (const auto& c : g.contenders) {
     name_width = std::max(name_width, static_cast<int>(c.size()));
   }
+  // Every cell's text first: cells are 16 wide, or wider to keep two
+  // spaces between the widest ones (protected stacks take microseconds).
   char buf[64];
-  snprintf(buf, sizeof(buf), "%-*s", name_width, "threads");
-  out << buf;
-  for (const auto& [threads, cells] : g.runs) {
-    snprintf(buf, sizeof(buf), "%*d", kCell, threads);
-    out << buf;
-  }
-  out << "\n";
+  std::vector<std::vector<std::string>> text;
+  int cell_width = 16;
   for (const auto& c : g.contenders) {
-    snprintf(buf, sizeof(buf), "%-*s", name_width, c.c_str());
-    out << buf;
+    text.emplace_back();
     for (const auto& [threads, cells] : g.runs) {
       auto it = cells.find(c);
       auto ref = cells.find(reference_);
@@ -199,7 +220,22 @@ void ComparisonReporter::PrintRowPerContender(const Group& g,
           cell += buf;
         }
       }
-      snprintf(buf, sizeof(buf), "%*s", kCell, cell.c_str());
+      cell_width = std::max(cell_width, static_cast<int>(cell.size()) + 2);
+      text.back().push_back(std::move(cell));
+    }
+  }
+  snprintf(buf, sizeof(buf), "%-*s", name_width, heading.c_str());
+  out << buf;
+  for (const auto& [threads, cells] : g.runs) {
+    snprintf(buf, sizeof(buf), "%*d", cell_width, threads);
+    out << buf;
+  }
+  out << "\n";
+  for (size_t i = 0; i < g.contenders.size(); ++i) {
+    snprintf(buf, sizeof(buf), "%-*s", name_width, g.contenders[i].c_str());
+    out << buf;
+    for (const std::string& cell : text[i]) {
+      snprintf(buf, sizeof(buf), "%*s", cell_width, cell.c_str());
       out << buf;
     }
     out << "\n";
@@ -209,6 +245,7 @@ void ComparisonReporter::PrintRowPerContender(const Group& g,
 // One record a line, fields separated by tabs:
 //   cell <group> <contender> <threads> <ns/op>   (one per repetition)
 //   caption <group> <text>
+//   columns <group> <heading>
 //   note <text>
 void ComparisonReporter::WriteCells(std::ostream& out) const {
   char ns[32];
@@ -229,6 +266,10 @@ void ComparisonReporter::WriteCells(std::ostream& out) const {
     if (caption != captions_.end()) {
       out << "caption\t" << name << "\t" << caption->second << "\n";
     }
+    auto columns = columns_.find(name);
+    if (columns != columns_.end() && !columns->second.heading.empty()) {
+      out << "columns\t" << name << "\t" << columns->second.heading << "\n";
+    }
   }
   for (const std::string& note : notes_) out << "note\t" << note << "\n";
 }
@@ -248,6 +289,8 @@ bool ComparisonReporter::ReadCells(std::istream& in) {
       AddCell(f[1], f[2], static_cast<int>(threads), {ns, {}});
     } else if (f.size() == 3 && f[0] == "caption") {
       SetCaption(f[1], f[2]);
+    } else if (f.size() == 3 && f[0] == "columns") {
+      SetColumns(f[1], "", f[2]);
     } else if (f.size() == 2 && f[0] == "note") {
       AddNote(f[1]);
     } else {

@@ -20,7 +20,8 @@
 // A benchmark that prints a table of its own reads the parsed runs back with
 // Repetitions(); one whose threads are not Google Benchmark's (the Ms of a
 // fiber runtime, say) names the argument that counts them with
-// set_threads_arg().
+// set_threads_arg(). A group whose columns are not threads at all (stack
+// sizes, say) names its argument and column heading with SetColumns().
 //
 // Not thread-safe (Google Benchmark reports from one thread).
 
@@ -71,6 +72,13 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
   // Google Benchmark's threads; a run without that argument keeps its own.
   void set_threads_arg(std::string arg) { threads_arg_ = std::move(arg); }
 
+  // The columns of `group`: taken from each run's argument `arg` (the run
+  // "context/ours/kib:16" is column 16 with arg "kib") instead of its thread
+  // count, and headed `heading` instead of "threads" (carried by
+  // WriteCells/ReadCells). Takes precedence over set_threads_arg().
+  void SetColumns(const std::string& group, std::string arg,
+                  std::string heading);
+
   // A line printed after the tables (carried by WriteCells/ReadCells);
   // a repeated note is printed once.
   void AddNote(std::string note);
@@ -101,11 +109,18 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
     // threads -> contender -> each repetition.
     std::map<int, std::map<std::string, std::vector<Repetition>>> runs;
   };
-  int ThreadsOf(const Run& run) const;
+  struct Columns {
+    std::string arg;      // Empty: the thread count (or threads_arg_).
+    std::string heading;  // Empty: "threads".
+  };
+  int ColumnOf(const std::string& group, const Run& run) const;
+  const std::string& Heading(const std::string& group) const;
   void AddCell(const std::string& group, const std::string& contender,
                int threads, Repetition repetition);
-  void PrintRowPerThreadCount(const Group& g, std::ostream& out) const;
-  void PrintRowPerContender(const Group& g, std::ostream& out) const;
+  void PrintRowPerThreadCount(const std::string& name, const Group& g,
+                              std::ostream& out) const;
+  void PrintRowPerContender(const std::string& name, const Group& g,
+                            std::ostream& out) const;
 
   std::string reference_;
   bool row_per_contender_ = false;
@@ -113,6 +128,7 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
   std::vector<std::string> group_order_;
   std::map<std::string, Group> groups_;
   std::map<std::string, std::string> captions_;
+  std::map<std::string, Columns> columns_;
   std::vector<std::string> notes_;
 };
 

@@ -121,6 +121,60 @@ TEST_F(ComparisonReporterTest, CountsThreadsByAnArgumentWhenTold) {
   EXPECT_TRUE(reporter_.Repetitions("StackGrowth", "frames", 4).empty());
 }
 
+TEST_F(ComparisonReporterTest, TakesAGroupsColumnsFromAnArgumentWithAHeading) {
+  reporter_.SetColumns("context", "kib", "stack KiB");
+  reporter_.set_row_per_contender(true);
+  BenchmarkRun ours4 = MakeRun("context/ours", 1, 400, 100);
+  ours4.run_name.args = "kib:4";
+  BenchmarkRun ours1024 = MakeRun("context/ours", 1, 800, 100);
+  ours1024.run_name.args = "kib:1024";
+  BenchmarkRun theirs4 = MakeRun("context/theirs", 1, 1200, 100);
+  theirs4.run_name.args = "kib:4";
+  // Another group keeps its thread counts, and the heading "threads".
+  BenchmarkRun pair = MakeRun("pair/ours", 2, 600, 100);
+  pair.run_name.args = "kib:64";
+  reporter_.ReportRuns({ours4, ours1024, theirs4, pair});
+
+  EXPECT_DOUBLE_EQ(reporter_.NsPerOp("context", "ours", 4), 4);
+  EXPECT_DOUBLE_EQ(reporter_.NsPerOp("context", "ours", 1024), 8);
+  EXPECT_DOUBLE_EQ(reporter_.NsPerOp("context", "theirs", 4), 12);
+  EXPECT_LT(reporter_.NsPerOp("context", "ours", 1), 0);
+  EXPECT_DOUBLE_EQ(reporter_.NsPerOp("pair", "ours", 2), 6);
+
+  // The heading travels with the cells to the process that prints.
+  std::stringstream cells;
+  reporter_.WriteCells(cells);
+  ComparisonReporter merged("ours");
+  merged.set_row_per_contender(true);
+  ASSERT_TRUE(merged.ReadCells(cells));
+  std::ostringstream table;
+  merged.PrintTables(table);
+  EXPECT_EQ(table.str(),
+            "\ncontext: ns/op (wall time / operations of all threads), and "
+            "ratio to ours\n"
+            "stack KiB               4            1024\n"
+            "ours                 4.00            8.00\n"
+            "theirs      12.00 (3.00x)               -\n"
+            "\npair: ns/op (wall time / operations of all threads), and ratio "
+            "to ours\n"
+            "threads               2\n"
+            "ours               6.00\n");
+}
+
+TEST_F(ComparisonReporterTest, WidensCellsThatWouldTouch) {
+  reporter_.set_row_per_contender(true);
+  reporter_.ReportRuns({MakeRun("context/ours", 1, 4000, 100),
+                        MakeRun("context/protected", 1, 1300000, 100)});
+  std::ostringstream table;
+  reporter_.PrintTables(table);
+  EXPECT_EQ(table.str(),
+            "\ncontext: ns/op (wall time / operations of all threads), and "
+            "ratio to ours\n"
+            "threads                     1\n"
+            "ours                    40.00\n"
+            "protected  13000.00 (325.00x)\n");
+}
+
 TEST(TakeFlagTest, RemovesEveryOccurrenceAndReturnsTheLast) {
   char arg0[] = "benchmark", a[] = "--go_output=a", b[] = "--benchmark_x=1",
        c[] = "--go_output=c";

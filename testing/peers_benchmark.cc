@@ -40,26 +40,18 @@
 // change in the machine's load (on a shared 2-core box, it changes by the
 // minute) from landing on some contenders and not on others. Unless given,
 // --benchmark_min_time is 0.2 s per run, so the default session takes
-// about two minutes.
+// about two minutes. --benchmark_out=FILE merges the binaries' Google
+// Benchmark JSON into FILE (testing/benchmark_processes.h).
 
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "testing/benchmark_processes.h"
 #include "testing/comparison_reporter.h"
 #include "tools/cpp/runfiles/runfiles.h"
-
-extern char** environ;
 
 namespace stackalloc {
 namespace peers {
@@ -78,46 +70,6 @@ std::vector<std::string> Split(const std::string& s) {
   return words;
 }
 
-// Runs `path` with `args` and --comparison_cells_out, adds its cells to
-// `reporter`. Returns false, with a note on the table, if it failed.
-// `name` titles its console output.
-bool RunOne(const std::string& name, const std::string& path,
-            const std::vector<std::string>& args,
-            baseline::ComparisonReporter& reporter) {
-  const char* tmpdir = getenv("TEST_TMPDIR");
-  if (tmpdir == nullptr) tmpdir = getenv("TMPDIR");
-  std::string cells =
-      std::string(tmpdir != nullptr ? tmpdir : "/tmp") + "/peers_cells.XXXXXX";
-  int fd = mkstemp(cells.data());
-  if (fd < 0) {
-    perror("mkstemp");
-    return false;
-  }
-  close(fd);
-
-  std::vector<std::string> argv_strings = {path};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  argv_strings.push_back("--comparison_cells_out=" + cells);
-  std::vector<char*> child_argv;
-  for (std::string& s : argv_strings) child_argv.push_back(s.data());
-  child_argv.push_back(nullptr);
-
-  std::cout << "\n==== " << name << "\n" << std::flush;
-  pid_t pid;
-  int status = 0;
-  int err = posix_spawn(&pid, path.c_str(), nullptr, nullptr, child_argv.data(),
-                        environ);
-  bool ok = err == 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-            WEXITSTATUS(status) == 0;
-  if (ok) {
-    std::ifstream in(cells);
-    ok = reporter.ReadCells(in);
-  }
-  unlink(cells.c_str());
-  if (!ok) reporter.AddNote(name + " failed; its cells are missing");
-  return ok;
-}
-
 int Main(int argc, char** argv) {
   std::string error;
   std::unique_ptr<Runfiles> runfiles(Runfiles::Create(argv[0], &error));
@@ -125,39 +77,26 @@ int Main(int argc, char** argv) {
     std::cerr << "peers_benchmark: cannot find runfiles: " << error << "\n";
     return 1;
   }
-  constexpr char kRepetitions[] = "--benchmark_repetitions=";
-  constexpr char kMinTime[] = "--benchmark_min_time=";
-  int rounds = 3;
-  bool min_time_given = false;
-  std::vector<std::string> args;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg.rfind(kRepetitions, 0) == 0) {
-      rounds = atoi(arg.c_str() + strlen(kRepetitions));
-      continue;
-    }
-    if (arg.rfind(kMinTime, 0) == 0) min_time_given = true;
-    args.push_back(arg);
-  }
-  if (rounds < 1) {
-    std::cerr << "peers_benchmark: --benchmark_repetitions must be >= 1\n";
+  baseline::DriverFlags flags;
+  if (!baseline::ParseDriverFlags(argc, argv, &flags, &error)) {
+    std::cerr << "peers_benchmark: " << error << "\n";
     return 1;
   }
-  if (!min_time_given) args.push_back(std::string(kMinTime) + "0.2");
 
   baseline::ComparisonReporter reporter("ours");
   reporter.set_row_per_contender(true);
+  baseline::JsonMerger json;
   bool ok = true;
-  for (int round = 1; round <= rounds; ++round) {
+  for (int round = 1; round <= flags.rounds; ++round) {
     for (const std::string& name : Split(kBinaries)) {
       std::string path = runfiles->Rlocation("stackalloc/testing/" + name);
       std::string title = name + ", round " + std::to_string(round) + " of " +
-                          std::to_string(rounds);
-      ok = RunOne(title, path, args, reporter) && ok;
+                          std::to_string(flags.rounds);
+      ok = baseline::RunChild(title, path, {}, flags, reporter, &json) && ok;
     }
   }
   reporter.PrintTables(std::cout);
-  return ok ? 0 : 1;
+  return baseline::WriteJson(flags, json) && ok ? 0 : 1;
 }
 
 }  // namespace
