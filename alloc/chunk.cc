@@ -2,21 +2,40 @@
 
 namespace stackalloc {
 
+namespace {
+
+// off / slot and off % slot. A pooled chunk is at most 32 slots of
+// 1 MiB + a page, so both fit 32 bits and one 32-bit divide (a third of the
+// 64-bit one's latency on x86-64) gives quotient and remainder; only a
+// large stack's mapping needs the 64-bit divide.
+inline void DivideBySlot(uintptr_t off, size_t slot, uintptr_t* quotient,
+                         uintptr_t* remainder) {
+  if (((off | slot) >> 32) == 0) {
+    const uint32_t a = static_cast<uint32_t>(off);
+    const uint32_t b = static_cast<uint32_t>(slot);
+    *quotient = a / b;
+    *remainder = a % b;
+  } else {
+    *quotient = off / slot;
+    *remainder = off % slot;
+  }
+}
+
+}  // namespace
+
 int ChunkRecord::SlotOfStack(uintptr_t v) const {
   if (!Contains(v) || v - base < guard) return -1;
-  const uintptr_t off = v - base - guard;
-  const uintptr_t i = off / slot_size;
-  if (i >= static_cast<uintptr_t>(nslots) || off % slot_size != 0) return -1;
+  uintptr_t i, r;
+  DivideBySlot(v - base - guard, slot_size, &i, &r);
+  if (i >= static_cast<uintptr_t>(nslots) || r != 0) return -1;
   return static_cast<int>(i);
 }
 
 int ChunkRecord::SlotOfGuard(uintptr_t a) const {
   if (guard == 0 || !Contains(a)) return -1;
-  const uintptr_t off = a - base;
-  const uintptr_t i = off / slot_size;
-  if (i >= static_cast<uintptr_t>(nslots) || off % slot_size >= guard) {
-    return -1;
-  }
+  uintptr_t i, r;
+  DivideBySlot(a - base, slot_size, &i, &r);
+  if (i >= static_cast<uintptr_t>(nslots) || r >= guard) return -1;
   return static_cast<int>(i);
 }
 
