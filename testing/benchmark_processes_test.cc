@@ -9,24 +9,29 @@ namespace stackalloc {
 namespace baseline {
 namespace {
 
-// Two documents as Google Benchmark's JSONReporter writes them.
-constexpr char kFirst[] = R"({
-  "context": {
-    "executable": "first"
-  },
-  "benchmarks": [
-    {
-      "name": "pair/ours",
-      "real_time": 1.5
-    },
-    {
-      "name": "pair/old",
-      "real_time": 9.0
-    }
-  ]
+// A run, and a document of runs, as Google Benchmark's JSONReporter writes
+// them.
+std::string RunJson(const std::string& name, const std::string& real_time) {
+  return "    {\n      \"name\": \"" + name +
+         "\",\n      \"real_time\": " + real_time + "\n    }";
 }
-)";
-constexpr char kSecond[] = R"({
+
+std::string Document(const std::string& executable,
+                     const std::vector<std::string>& runs) {
+  std::string d = "{\n  \"context\": {\n    \"executable\": \"" + executable +
+                  "\"\n  },\n  \"benchmarks\": [\n";
+  for (size_t i = 0; i < runs.size(); ++i) {
+    d += runs[i] + (i + 1 < runs.size() ? ",\n" : "\n");
+  }
+  return d + "  ]\n}\n";
+}
+
+TEST(JsonMergerTest, KeepsTheFirstContextAndEveryRunInOrder) {
+  const std::string ours = RunJson("pair/ours", "1.5");
+  const std::string old = RunJson("pair/old", "9.0");
+  const std::string glibc = RunJson("pair/glibc", "30.0");
+  // What the reporter writes, literally, so that Document cannot drift.
+  ASSERT_EQ(Document("second", {glibc}), R"({
   "context": {
     "executable": "second"
   },
@@ -37,36 +42,15 @@ constexpr char kSecond[] = R"({
     }
   ]
 }
-)";
-
-TEST(JsonMergerTest, KeepsTheFirstContextAndEveryRunInOrder) {
+)");
   JsonMerger merger;
   EXPECT_EQ(merger.Merged(), "");
-  ASSERT_TRUE(merger.Add(kFirst));
-  ASSERT_TRUE(merger.Add(kSecond));
+  ASSERT_TRUE(merger.Add(Document("first", {ours, old})));
+  ASSERT_TRUE(merger.Add(Document("second", {glibc})));
   // A child that ran nothing adds nothing, and breaks nothing.
   ASSERT_TRUE(
       merger.Add("{\n  \"context\": {},\n  \"benchmarks\": [\n  ]\n}\n"));
-  EXPECT_EQ(merger.Merged(), R"({
-  "context": {
-    "executable": "first"
-  },
-  "benchmarks": [
-    {
-      "name": "pair/ours",
-      "real_time": 1.5
-    },
-    {
-      "name": "pair/old",
-      "real_time": 9.0
-    },
-    {
-      "name": "pair/glibc",
-      "real_time": 30.0
-    }
-  ]
-}
-)");
+  EXPECT_EQ(merger.Merged(), Document("first", {ours, old, glibc}));
 }
 
 TEST(JsonMergerTest, RefusesWhatIsNotBenchmarkJson) {

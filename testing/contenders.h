@@ -22,7 +22,7 @@
 #include "base/stack_sizes.h"
 #include "stackalloc.h"
 #include "testing/baselines/bare_free_list.h"
-#include "testing/baselines/old_stackalloc.h"
+#include "testing/baselines/seed_designs.h"
 
 namespace stackalloc {
 namespace baseline {

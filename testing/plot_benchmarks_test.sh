@@ -5,33 +5,33 @@ set -euo pipefail
 
 plot="$1"
 dir="${TEST_TMPDIR:-$(mktemp -d)}"
-cat >"$dir/fiber.json" <<'JSON'
-{
-  "context": {"date": "2026-11-29T21:00:00+00:00", "num_cpus": 2},
-  "benchmarks": [
-    {"name": "context/ours/kib:4/real_time", "run_name": "context/ours/kib:4/real_time",
-     "run_type": "iteration", "threads": 1, "real_time": 40.0, "time_unit": "ns"},
-    {"name": "context/ours/kib:4/real_time", "run_name": "context/ours/kib:4/real_time",
-     "run_type": "iteration", "threads": 1, "real_time": 44.0, "time_unit": "ns"},
-    {"name": "context/ours/kib:4/real_time", "run_name": "context/ours/kib:4/real_time",
-     "run_type": "iteration", "threads": 1, "real_time": 90.0, "time_unit": "ns"},
-    {"name": "context/ours/kib:1024/real_time", "run_name": "context/ours/kib:1024/real_time",
-     "run_type": "iteration", "threads": 1, "real_time": 41.0, "time_unit": "ns"},
-    {"name": "context/protected/kib:4/real_time", "run_name": "context/protected/kib:4/real_time",
-     "run_type": "iteration", "threads": 1, "real_time": 12.5, "time_unit": "us"},
-    {"name": "context/protected/kib:4/real_time_median", "run_name": "context/protected/kib:4/real_time",
-     "run_type": "aggregate", "threads": 1, "real_time": 99999.0, "time_unit": "ns"},
-    {"name": "work_stealing/ours/threads:2/real_time", "run_name": "work_stealing/ours/threads:2/real_time",
-     "run_type": "iteration", "threads": 1, "real_time": 50000.0, "time_unit": "ns",
-     "ops_per_iteration": 100},
-    {"name": "pair/ours/real_time/threads:4", "run_name": "pair/ours/real_time/threads:4",
-     "run_type": "iteration", "threads": 4, "real_time": 2.5, "time_unit": "ns"},
-    {"name": "pair/old/real_time/threads:4", "run_name": "pair/old/real_time/threads:4",
-     "run_type": "iteration", "threads": 4, "error_occurred": true, "real_time": 1.0,
-     "time_unit": "ns"}
-  ]
+# run NAME RUN_TYPE THREADS REAL_TIME UNIT [EXTRA]: one run as Google
+# Benchmark writes it; an aggregate's name has its suffix after run_name's.
+sep=''
+run() {
+  printf '%s    {"name": "%s", "run_name": "%s", "run_type": "%s", "threads": %s,\n' \
+    "$sep" "$1" "${1%_median}" "$2" "$3"
+  printf '     "real_time": %s, "time_unit": "%s"%s}' "$4" "$5" "${6:-}"
+  sep=$',\n'
 }
-JSON
+{
+  echo '{'
+  echo '  "context": {"date": "2026-11-29T21:00:00+00:00", "num_cpus": 2},'
+  echo '  "benchmarks": ['
+  run context/ours/kib:4/real_time iteration 1 40.0 ns
+  run context/ours/kib:4/real_time iteration 1 44.0 ns
+  run context/ours/kib:4/real_time iteration 1 90.0 ns
+  run context/ours/kib:1024/real_time iteration 1 41.0 ns
+  run context/protected/kib:4/real_time iteration 1 12.5 us
+  run context/protected/kib:4/real_time_median aggregate 1 99999.0 ns
+  run work_stealing/ours/threads:2/real_time iteration 1 50000.0 ns \
+    ', "ops_per_iteration": 100'
+  run pair/ours/real_time/threads:4 iteration 4 2.5 ns
+  run pair/old/real_time/threads:4 iteration 4 1.0 ns ', "error_occurred": true'
+  printf '\n  ]\n'
+  echo '}'
+} >"$dir/fiber.json"
+python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$dir/fiber.json"
 
 python3 "$plot" "$dir/out" "$dir/fiber.json" >"$dir/written"
 expect() {  # expect FILE PATTERN: FILE has a line matching PATTERN

@@ -21,7 +21,7 @@
 #include "sched/m.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
-#include "testing/baselines/seed_stackalloc.h"
+#include "testing/baselines/seed_designs.h"
 #include "testing/producer_consumer.h"
 
 namespace stackalloc {

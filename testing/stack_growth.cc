@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/base/attributes.h"
-#include "testing/baselines/old_stackalloc.h"
+#include "testing/baselines/seed_designs.h"
 
 namespace stackalloc {
 namespace baseline {

@@ -1,4 +1,4 @@
-#include "testing/baselines/old_stackalloc.h"
+#include "testing/baselines/seed_designs.h"
 
 #include <cstdlib>
 #include <mutex>
@@ -58,7 +58,7 @@ void OldStackfree(void* v, size_t n) {
   free(v);
 }
 
-OldMemStats ReadOldMemStats() {
+BaselineMemStats ReadOldMemStats() {
   std::lock_guard<std::mutex> l(stacks.lock);
   return {stacks.stacks_inuse, stacks.stacks_sys};
 }

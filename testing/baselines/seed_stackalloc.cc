@@ -1,4 +1,4 @@
-#include "testing/baselines/seed_stackalloc.h"
+#include "testing/baselines/seed_designs.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -70,7 +70,7 @@ void SeedStackfree(void* v, size_t n) {
   free(v);
 }
 
-SeedMemStats ReadSeedMemStats() {
+BaselineMemStats ReadSeedMemStats() {
   int64_t inuse = 0, sys = 0;
   for (SeedM* s = all_seed_ms.load(); s != nullptr; s = s->next) {
     inuse += s->inuse.load(std::memory_order_relaxed);

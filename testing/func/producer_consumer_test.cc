@@ -14,7 +14,7 @@
 #include "stackalloc.h"
 #include "stackalloc_test_peer.h"
 #include "stats/mstats.h"
-#include "testing/baselines/seed_stackalloc.h"
+#include "testing/baselines/seed_designs.h"
 
 namespace stackalloc {
 namespace {
@@ -73,7 +73,7 @@ TEST(ProducerConsumerSeedTest, TheSeedDesignGrowsWithEveryStackPassed) {
   ASSERT_TRUE(PassStacks(seed, kProducers, kConsumers, kQueue, 5000).ok);
   const uint64_t seed_small = baseline::ReadSeedMemStats().stacks_sys;
   ASSERT_TRUE(PassStacks(seed, kProducers, kConsumers, kQueue, 50000).ok);
-  const baseline::SeedMemStats st = baseline::ReadSeedMemStats();
+  const baseline::BaselineMemStats st = baseline::ReadSeedMemStats();
   EXPECT_EQ(st.stacks_inuse, 0u);
   // The seed's producers never see the consumers' free lists: it maps a
   // chunk for every 32 stacks that pass through.

@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "proc/proc.h"
 #include "stats/mstats.h"
-#include "testing/baselines/old_stackalloc.h"
+#include "testing/baselines/seed_designs.h"
 
 namespace stackalloc {
 namespace baseline {
@@ -44,9 +44,9 @@ TEST(StackGrowthTest, NewPoolGrowsAndGivesEverySegmentBack) {
 }
 
 TEST(StackGrowthTest, OldPoolGrowsTheSameAndGivesEverySegmentBack) {
-  OldMemStats before = ReadOldMemStats();
+  BaselineMemStats before = ReadOldMemStats();
   uint64_t old_per_call = SegmentsPerCall(kOldStackSource);
-  OldMemStats after = ReadOldMemStats();
+  BaselineMemStats after = ReadOldMemStats();
   EXPECT_EQ(after.stacks_inuse, before.stacks_inuse);
   EXPECT_EQ(old_per_call, SegmentsPerCall(proc::kDefaultStackSource));
 }
