@@ -1,5 +1,3 @@
-#include "testing/baselines/seed_designs.h"
-
 #include <cstdlib>
 #include <mutex>
 
@@ -8,6 +6,7 @@
 #include "base/stack_sizes.h"
 #include "base/throw.h"
 #include "sched/m.h"
+#include "testing/baselines/seed_designs.h"
 
 namespace stackalloc {
 namespace baseline {
