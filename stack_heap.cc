@@ -350,6 +350,17 @@ void SetScavengeThreshold(size_t bytes) {
   internal::scavenge_threshold.store(bytes, std::memory_order_relaxed);
 }
 
+bool FindStack(const void* p, void** lo, size_t* size) {
+  const ChunkRecord* rec =
+      internal::chunk_map.Lookup(reinterpret_cast<uintptr_t>(p));
+  const int i =
+      rec == nullptr ? -1 : rec->SlotHolding(reinterpret_cast<uintptr_t>(p));
+  if (i < 0 || rec->State(i) == SlotState::kUncarved) return false;
+  *lo = reinterpret_cast<void*>(rec->StackAt(i));
+  *size = rec->stack_size;
+  return true;
+}
+
 bool SetStackGuards(bool on) {
   return internal::guards_enabled.exchange(on, std::memory_order_relaxed);
 }

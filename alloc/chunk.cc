@@ -39,6 +39,14 @@ int ChunkRecord::SlotOfGuard(uintptr_t a) const {
   return static_cast<int>(i);
 }
 
+int ChunkRecord::SlotHolding(uintptr_t a) const {
+  if (!Contains(a)) return -1;
+  uintptr_t i, r;
+  DivideBySlot(a - base, slot_size, &i, &r);
+  if (i >= static_cast<uintptr_t>(nslots) || r < guard) return -1;
+  return static_cast<int>(i);
+}
+
 bool ChunkRecord::Transition(int i, SlotState from, SlotState to,
                              SlotState* found) {
   uint8_t old = slots[i].load(std::memory_order_relaxed);

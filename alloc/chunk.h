@@ -80,6 +80,9 @@ struct alignas(64) ChunkRecord {
   // Index of the slot whose guard page holds a, or -1.
   int SlotOfGuard(uintptr_t a) const;
 
+  // Index of the slot whose stack (not its guard) holds a, or -1.
+  int SlotHolding(uintptr_t a) const;
+
   SlotState State(int i) const {
     return static_cast<SlotState>(slots[i].load(std::memory_order_acquire) &
                                   kSlotStateMask);

@@ -59,10 +59,17 @@ TEST(ChunkRecordTest, SlotsAndGuardsFromAddresses) {
   EXPECT_EQ(rec.SlotOfGuard(0x100fff), 0);
   EXPECT_EQ(rec.SlotOfGuard(0x106abc), 3);
   EXPECT_EQ(rec.SlotOfGuard(0x101000), -1);  // A stack.
+  EXPECT_EQ(rec.SlotHolding(0x101000), 0);   // A stack's first byte,
+  EXPECT_EQ(rec.SlotHolding(0x101fff), 0);   // its last,
+  EXPECT_EQ(rec.SlotHolding(0x107abc), 3);   // and inside.
+  EXPECT_EQ(rec.SlotHolding(0x102000), -1);  // A guard.
+  EXPECT_EQ(rec.SlotHolding(0x108000), -1);  // Past the last slot.
+  EXPECT_EQ(rec.SlotHolding(0x0fffff), -1);  // Below the chunk.
   ChunkRecord bare;
   Fill(&bare, 0x100000, 4);
   bare.guard = 0;
   EXPECT_EQ(bare.SlotOfGuard(0x100000), -1);
+  EXPECT_EQ(bare.SlotHolding(0x100000), 0);
 }
 
 TEST(ChunkRecordTest, TransitionsKeepFlagsAndReportWhatTheyFound) {

@@ -152,7 +152,7 @@ TEST_F(ProcDeathTest, WithStackLargerThanTheThreadStackDies) {
   // The main thread has 8 MiB; off a G the stack cannot grow.
   EXPECT_DEATH(WithStack(size_t{512} << 20, [] {}),
                "fatal error: withstack: 536870912 bytes do not fit on this "
-               "thread's stack");
+               "stack, which is not a G's");
 }
 
 TEST(ProcContextTest, WithStackAtTheMaximumIsServed) {

@@ -68,8 +68,9 @@ size_t SegmentSize(size_t frame) {
 
 [[noreturn]] ABSL_ATTRIBUTE_NOINLINE void NotOnAG(size_t n) {
   RawBuffer b;
-  b.Str("withstack: ").Udec(n).Str(" bytes do not fit on this thread's ");
-  b.Str("stack, which is not a G's and cannot grow (morestack on g0)");
+  b.Str("withstack: ").Udec(n).Str(" bytes do not fit on this stack, ");
+  b.Str("which is not a G's and cannot grow (the thread's own, a fiber's ");
+  b.Str("on a stack from stackalloc, or one of unknown bounds)");
   Throw(b.c_str());
 }
 
@@ -147,8 +148,18 @@ size_t StackRoom() {
   // A thread that never entered the runtime: bind it, so that its g0 has
   // the thread's real stack bounds (room is never overstated).
   if (ABSL_PREDICT_FALSE(g == nullptr)) g = getm()->curg();
-  uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-  uintptr_t limit = g->stack_lo + kStackGuard;
+  const uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  uintptr_t lo = g->stack_lo;
+  if (ABSL_PREDICT_FALSE(sp - lo >= g->stack_hi - lo)) {
+    // Not on the stack the M knows: a fiber of another library (a
+    // boost::context::fiber) or a signal stack. Its bounds are known only if
+    // it is a stack of ours; any other has no room we can vouch for.
+    void* v;
+    size_t size;
+    if (!FindStack(reinterpret_cast<void*>(sp), &v, &size)) return 0;
+    lo = reinterpret_cast<uintptr_t>(v);
+  }
+  const uintptr_t limit = lo + kStackGuard;
   return sp > limit ? sp - limit : 0;
 }
 

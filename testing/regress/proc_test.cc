@@ -33,7 +33,7 @@ TEST(ProcDeathTest, WithStackOffAGCallsItsFunctionOrDies) {
           }).join();
         },
         "fatal error: withstack: 67108864 bytes do not fit on this "
-        "thread's stack");
+        "stack, which is not a G's");
   }
 }
 

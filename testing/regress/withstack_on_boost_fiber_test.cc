@@ -1,0 +1,86 @@
+// proc.h: WithStack may be called from anywhere; off a G it calls its
+// function if the stack it runs on has the room. On a boost::context::fiber
+// on one of our stacks (BoostStackAllocator), the room is that stack's, found
+// with FindStack: it once measured the fiber's stack pointer against the
+// thread's own stack bounds, which reported 0 (or, for a fiber stack above
+// the thread's stack, overstated the room). On a stack of unknown bounds
+// (Boost's fixedsize_stack) the room counts as none, and WithStack dies.
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "boost/context/fiber.hpp"
+#include "boost/context/fixedsize_stack.hpp"
+#include "boost_stack_allocator.h"
+#include "gtest/gtest.h"
+#include "proc/proc.h"
+#include "stackalloc.h"
+
+namespace stackalloc {
+namespace proc {
+namespace {
+
+using boost::context::fiber;
+
+TEST(WithStackOnBoostFiberTest, TheRoomIsTheFibersStack) {
+  for (size_t kib : {size_t{16}, size_t{64}, size_t{2048}}) {
+    const size_t bytes = kib << 10;
+    size_t room = 0;
+    int r = 0;
+    void* lo = nullptr;
+    size_t size = 0;
+    bool found = false;
+    fiber f(std::allocator_arg, BoostStackAllocator(bytes),
+            [&](fiber&& caller) {
+              int local = 0;
+              found = FindStack(&local, &lo, &size);
+              room = internal::StackRoom();
+              r = WithStack(bytes / 2, [] { return 1; });
+              return std::move(caller);
+            });
+    f = std::move(f).resume();
+    EXPECT_EQ(r, 1) << kib;
+    ASSERT_TRUE(found) << kib;
+    EXPECT_EQ(size, bytes) << kib;
+    // Boost keeps its fiber record at the top: most of the stack is left,
+    // and never more than the stack.
+    EXPECT_GT(room, bytes / 2) << kib;
+    EXPECT_LT(room, bytes) << kib;
+  }
+}
+
+TEST(WithStackOnBoostFiberTest, FindStackKnowsOnlyOurStacks) {
+  void* lo;
+  size_t size;
+  int local = 0;
+  EXPECT_FALSE(FindStack(&local, &lo, &size));  // The thread's own stack.
+  EXPECT_FALSE(FindStack(nullptr, &lo, &size));
+  void* v = stackalloc(8192);
+  ASSERT_NE(v, nullptr);
+  for (uintptr_t off : {uintptr_t{0}, uintptr_t{100}, uintptr_t{8191}}) {
+    ASSERT_TRUE(FindStack(static_cast<char*>(v) + off, &lo, &size)) << off;
+    EXPECT_EQ(lo, v);
+    EXPECT_EQ(size, 8192u);
+  }
+  EXPECT_FALSE(FindStack(static_cast<char*>(v) - 1, &lo, &size));  // Guard.
+  stackfree(v, 8192);
+}
+
+TEST(WithStackOnBoostFiberDeathTest, AStackOfUnknownBoundsHasNoRoom) {
+  EXPECT_DEATH(
+      {
+        fiber f(std::allocator_arg, boost::context::fixedsize_stack(65536),
+                [](fiber&& caller) {
+                  WithStack(1, [] {});
+                  return std::move(caller);
+                });
+        f = std::move(f).resume();
+      },
+      "fatal error: withstack: 1 bytes do not fit on this stack, which is "
+      "not a G's");
+}
+
+}  // namespace
+}  // namespace proc
+}  // namespace stackalloc
