@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "absl/base/attributes.h"
 #include "absl/base/thread_annotations.h"
@@ -33,7 +34,20 @@ ProcStats last_stats ABSL_GUARDED_BY(stats_mu);  // Of the last runtime.
 // Start: that runtime's Ms are gone, and it is abandoned.
 std::atomic<bool> forked_away{false};
 
+// Spawns from threads that are not the runtime's (neither a G nor an M's
+// g0) in flight between NewprocStart and NewprocFinish / NewprocAbort, and
+// whether such spawns may start. Stop first retracts accepting_external,
+// then waits for external_spawns to drain before it ends the Ms: a spawn
+// either sees no runtime and dies, or its G is queued while the Ms still run
+// and Stop waits for it (seq_cst on both sides: one of them sees the other).
+std::atomic<int> external_spawns{0};
+std::atomic<bool> accepting_external{false};
+
 Runtime* TheRuntime() { return the_runtime.load(std::memory_order_acquire); }
+
+bool ExternalSpawner() {
+  return CurrentG() == nullptr && CurrentSched() == nullptr;
+}
 
 [[noreturn]] void NoRuntime(const char* what) {
   RawBuffer b;
@@ -66,15 +80,32 @@ void CheckControlContext(const char* what) {
 }  // namespace
 
 NewG NewprocStart() {
+  if (ABSL_PREDICT_FALSE(ExternalSpawner())) {
+    external_spawns.fetch_add(1, std::memory_order_seq_cst);
+    if (!accepting_external.load(std::memory_order_seq_cst)) {
+      external_spawns.fetch_sub(1, std::memory_order_release);
+      NoRuntime("go");
+    }
+  }
   Runtime* rt = TheRuntime();
   if (ABSL_PREDICT_FALSE(rt == nullptr)) NoRuntime("go");
   ProcG* g = rt->Gget();
   return {g, &g->fn};
 }
 
-void NewprocFinish(ProcG* g) { TheRuntime()->Ready(g); }
+void NewprocFinish(ProcG* g) {
+  TheRuntime()->Ready(g);
+  if (ABSL_PREDICT_FALSE(ExternalSpawner())) {
+    external_spawns.fetch_sub(1, std::memory_order_release);
+  }
+}
 
-void NewprocAbort(ProcG* g) { TheRuntime()->Gabort(g); }
+void NewprocAbort(ProcG* g) {
+  TheRuntime()->Gabort(g);
+  if (ABSL_PREDICT_FALSE(ExternalSpawner())) {
+    external_spawns.fetch_sub(1, std::memory_order_release);
+  }
+}
 
 // fork(): the runtime's locks are held across it, so the child finds them
 // consistent; the child then abandons the runtime (its Ms did not follow).
@@ -97,6 +128,9 @@ void ForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     the_runtime.store(nullptr, std::memory_order_release);
     forked_away.store(true, std::memory_order_relaxed);
   }
+  // The spawners that were in flight did not follow.
+  accepting_external.store(false, std::memory_order_relaxed);
+  external_spawns.store(0, std::memory_order_relaxed);
   stats_mu.unlock();
   control_mu.unlock();
 }
@@ -128,6 +162,7 @@ void Start(const Options& options) {
   internal::the_runtime.store(rt, std::memory_order_release);
   internal::forked_away.store(false, std::memory_order_relaxed);
   rt->StartMs();
+  internal::accepting_external.store(true, std::memory_order_seq_cst);
 }
 
 void Wait() {
@@ -149,6 +184,12 @@ void Stop() {
     return;
   }
   rt->Wait();  // Not under control_mu: a G may fork meanwhile.
+  // No spawns from other threads from now on; those under way finish, and
+  // rt->Stop() waits for their Gs.
+  internal::accepting_external.store(false, std::memory_order_seq_cst);
+  while (internal::external_spawns.load(std::memory_order_seq_cst) != 0) {
+    std::this_thread::yield();
+  }
   std::lock_guard<std::mutex> l(internal::control_mu);
   rt->Stop();  // Every G finished and every M ended.
   {

@@ -48,7 +48,10 @@
 // called from a G, from g0 or from an ordinary thread; Gosched, Systemstack
 // and WithStack may be called from anywhere (off a G, Gosched does nothing,
 // Systemstack calls its function, and WithStack calls its function if the
-// thread's own stack has the room, and dies otherwise: it cannot grow).
+// stack it runs on has the room, and dies otherwise: it cannot grow. That
+// stack is the thread's own, or a stack from stackalloc (a Boost fiber's on
+// BoostStackAllocator, found with FindStack); any other stack's bounds are
+// unknown, and its room counts as none).
 //
 // Exceptions: the unwinder needs kUnwindStack bytes of the throwing G's
 // stack, more than a G's first stack has. A throw on a G with less room
@@ -71,6 +74,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <new>
 #include <optional>
 #include <type_traits>
@@ -181,7 +185,8 @@ void Gosched();
 
 // Runs f on the scheduler stack (g0) of the calling G's M and returns when it
 // has (Go's systemstack). On g0 or an ordinary thread it just calls f. f must
-// not throw and must not switch Gs (no Gosched).
+// not switch Gs (no Gosched) and must not throw: an exception that leaves f
+// dies with "fatal error: systemstack: an exception escaped its function".
 template <typename F>
 void Systemstack(F&& f);
 
@@ -265,6 +270,10 @@ void Morestack(size_t n, void (*fn)(void*), void* arg);
 // segment below, whose frames the unwinder cannot see).
 [[noreturn]] void ExceptionLeftSegment();
 
+// Dies: an exception escaped a Systemstack function (it cannot cross back to
+// the G's stack).
+[[noreturn]] void ExceptionLeftSystemstack();
+
 // Runs fn(arg) on g0 (directly when not on a G).
 void Systemstack(void (*fn)(void*), void* arg);
 
@@ -327,8 +336,18 @@ void Closure::Emplace(F&& f) {
     op_ = &InlineOp<Fn>;
   } else {
     // The heap on g0: malloc may need more stack than a G keeps in reserve.
+    // What the copy (or new) throws there is caught there and rethrown here,
+    // to the spawner, as an inline closure's would be.
     Fn* heap = nullptr;
-    proc::Systemstack([&] { heap = new Fn(std::forward<F>(f)); });
+    std::exception_ptr thrown;
+    proc::Systemstack([&]() noexcept {
+      try {
+        heap = new Fn(std::forward<F>(f));
+      } catch (...) {
+        thrown = std::current_exception();
+      }
+    });
+    if (thrown) std::rethrow_exception(thrown);
     ::new (static_cast<void*>(buf_)) Fn*(heap);
     op_ = &HeapOp<Fn>;
   }
@@ -360,8 +379,15 @@ void Go(F&& f) {
 template <typename F>
 void Systemstack(F&& f) {
   using Fn = std::remove_reference_t<F>;
-  internal::Systemstack([](void* p) noexcept { (*static_cast<Fn*>(p))(); },
-                        const_cast<void*>(static_cast<const void*>(&f)));
+  internal::Systemstack(
+      [](void* p) noexcept {
+        try {
+          (*static_cast<Fn*>(p))();
+        } catch (...) {
+          internal::ExceptionLeftSystemstack();
+        }
+      },
+      const_cast<void*>(static_cast<const void*>(&f)));
 }
 
 // Fast path: one out-of-line call and a comparison, then f on this stack.

@@ -25,6 +25,12 @@ void ExceptionLeftSegment() {
   ThrowOnG0(b.c_str());
 }
 
+void ExceptionLeftSystemstack() {
+  ThrowOnG0(
+      "systemstack: an exception escaped its function (it cannot cross back "
+      "to the G's stack)");
+}
+
 }  // namespace internal
 }  // namespace proc
 }  // namespace stackalloc
