@@ -54,6 +54,19 @@ void StartBusyRuntime(std::atomic<bool>* stop, std::atomic<int64_t>* turns) {
   while (turns->load() < 1000) std::this_thread::yield();
 }
 
+// Reads what the child wrote into the pipe fds until it closes, and
+// returns its wait status.
+int WaitForChild(pid_t pid, const int fds[2], std::string* err) {
+  close(fds[1]);
+  char buf[512];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) err->append(buf, n);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
 // Forks; the child runs child() and _exits with its result. Returns the
 // child's wait status and what it wrote on stderr.
 template <typename F>
@@ -66,14 +79,7 @@ int ForkAndWait(F child, std::string* err) {
     dup2(fds[1], STDERR_FILENO);
     _exit(child());
   }
-  close(fds[1]);
-  char buf[512];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) err->append(buf, n);
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
+  return WaitForChild(pid, fds, err);
 }
 
 int ChildStartsAFreshRuntime() {
@@ -151,6 +157,61 @@ TEST(ForkTest, ChildCallingIntoTheAbandonedRuntimeDies) {
   }
   stop.store(true);
   Stop();
+}
+
+// A closure whose copy forks, with the child's stderr sent into a pipe: the
+// fork comes while a Go() is under way on the forking thread.
+int fork_pipe[2] = {-1, -1};
+pid_t forked_in_copy = -1;
+struct ForksInCopy {
+  ForksInCopy() = default;
+  ForksInCopy(const ForksInCopy&) {
+    forked_in_copy = fork();
+    if (forked_in_copy == 0) {
+      close(fork_pipe[0]);
+      dup2(fork_pipe[1], STDERR_FILENO);
+    }
+  }
+  void operator()() const {}
+};
+
+// The child of such a fork cannot finish the spawn on the runtime it
+// abandoned: it dies with the message, not a SIGSEGV. From an ordinary
+// thread and from a G.
+TEST(ForkTest, ForkWhileCopyingAClosureDiesInTheChild) {
+  for (const bool from_a_g : {false, true}) {
+    // In the child of a fork() taken on a G (a TSan fiber), TSan mixes up
+    // the forking thread with its fibers and reports races of the thread
+    // with itself: the G case is checked in the other builds.
+    if (from_a_g && kTsan) continue;
+    Options o;
+    o.gomaxprocs = 1;
+    Start(o);
+    if (pipe(fork_pipe) != 0) abort();
+    auto spawn = [] {
+      ForksInCopy f;
+      Go(f);
+      if (forked_in_copy == 0) _exit(kChildOk);  // The child got through.
+    };
+    if (from_a_g) {
+      // fork() needs more than a G's 4 KiB (TSan's, much more).
+      Go([spawn] { WithStack(64 << 10, spawn); });
+      Wait();
+    } else {
+      spawn();
+    }
+    std::string err;
+    const int status = WaitForChild(forked_in_copy, fork_pipe, &err);
+    Stop();
+    ASSERT_TRUE(WIFSIGNALED(status)) << "from a G: " << from_a_g << err;
+    EXPECT_EQ(WTERMSIG(status), SIGABRT) << err;
+    EXPECT_NE(err.find("fatal error: go: the runtime did not survive fork() "
+                       "(its Ms are gone)"),
+              std::string::npos)
+        << "from a G: " << from_a_g << ": " << err;
+    // Only the parent's G ran.
+    EXPECT_EQ(ReadProcStats().gs_finished, from_a_g ? 2u : 1u);
+  }
 }
 
 }  // namespace

@@ -42,6 +42,9 @@ std::atomic<bool> forked_away{false};
 // and Stop waits for it (seq_cst on both sides: one of them sees the other).
 std::atomic<int> external_spawns{0};
 std::atomic<bool> accepting_external{false};
+// This thread's external spawns in flight: a closure's copy that calls Start,
+// Wait or Stop would wait for the very spawn it is part of.
+thread_local int spawns_in_flight_here = 0;
 
 Runtime* TheRuntime() { return the_runtime.load(std::memory_order_acquire); }
 
@@ -71,10 +74,31 @@ void CheckControlContext(const char* what) {
   } else if (CurrentSched() != nullptr) {
     where = " called on an M's scheduler stack (it would wait for itself)";
   }
+  if (where == nullptr && spawns_in_flight_here != 0) {
+    where =
+        " called inside a Go() on this thread, while it copies the closure "
+        "(it would wait for itself)";
+  }
   if (where == nullptr) return;
   RawBuffer b;
   b.Str("proc: ").Str(what).Str(where);
   ThrowOnG0(b.c_str());
+}
+
+// The runtime a spawn under way finishes on. It can be gone only in the
+// child of a fork() taken while the closure was being copied (Stop waits for
+// spawns under way, and a closure's copy that calls it dies).
+Runtime* RuntimeOfSpawn() {
+  Runtime* rt = TheRuntime();
+  if (ABSL_PREDICT_FALSE(rt == nullptr)) NoRuntime("go");
+  return rt;
+}
+
+void EndExternalSpawn() {
+  if (ABSL_PREDICT_FALSE(ExternalSpawner())) {
+    --spawns_in_flight_here;
+    external_spawns.fetch_sub(1, std::memory_order_release);
+  }
 }
 
 }  // namespace
@@ -86,25 +110,20 @@ NewG NewprocStart() {
       external_spawns.fetch_sub(1, std::memory_order_release);
       NoRuntime("go");
     }
+    ++spawns_in_flight_here;
   }
-  Runtime* rt = TheRuntime();
-  if (ABSL_PREDICT_FALSE(rt == nullptr)) NoRuntime("go");
-  ProcG* g = rt->Gget();
+  ProcG* g = RuntimeOfSpawn()->Gget();
   return {g, &g->fn};
 }
 
 void NewprocFinish(ProcG* g) {
-  TheRuntime()->Ready(g);
-  if (ABSL_PREDICT_FALSE(ExternalSpawner())) {
-    external_spawns.fetch_sub(1, std::memory_order_release);
-  }
+  RuntimeOfSpawn()->Ready(g);
+  EndExternalSpawn();
 }
 
 void NewprocAbort(ProcG* g) {
-  TheRuntime()->Gabort(g);
-  if (ABSL_PREDICT_FALSE(ExternalSpawner())) {
-    external_spawns.fetch_sub(1, std::memory_order_release);
-  }
+  RuntimeOfSpawn()->Gabort(g);
+  EndExternalSpawn();
 }
 
 // fork(): the runtime's locks are held across it, so the child finds them

@@ -303,7 +303,7 @@ ABSL_ATTRIBUTE_NOINLINE R CallOnNewSegment(size_t n, F& f) {
             ExceptionLeftSegment();
           }
         },
-        &f);
+        const_cast<void*>(static_cast<const void*>(&f)));  // F may be const.
   } else {
     struct Call {
       F* f;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 #include "gtest/gtest.h"
 #include "proc/proc.h"
@@ -95,6 +96,43 @@ TEST_F(ProcDeathTest, GoAfterStopDies) {
         Go([] {});
       },
       "fatal error: go: no runtime");
+}
+
+// A closure whose copy calls a control function. Go() copies it while its
+// spawn is under way on this thread: Stop would wait for that spawn, Wait
+// for its G, for ever.
+template <void (*kCall)()>
+struct CallsInCopy {
+  CallsInCopy() = default;
+  CallsInCopy(const CallsInCopy&) { kCall(); }
+  void operator()() const {}
+};
+
+TEST_F(ProcDeathTest, ControlCallsWhileCopyingAClosureDie) {
+  constexpr const char* kWhere =
+      " called inside a Go\\(\\) on this thread, while it copies the "
+      "closure \\(it would wait for itself\\)";
+  EXPECT_DEATH(
+      {
+        StartOne();
+        CallsInCopy<&Stop> c;
+        Go(c);
+      },
+      std::string("fatal error: proc: Stop") + kWhere);
+  EXPECT_DEATH(
+      {
+        StartOne();
+        CallsInCopy<&Wait> c;
+        Go(c);
+      },
+      std::string("fatal error: proc: Wait") + kWhere);
+  EXPECT_DEATH(
+      {
+        StartOne();
+        CallsInCopy<&StartOne> c;
+        Go(c);
+      },
+      std::string("fatal error: proc: Start") + kWhere);
 }
 
 // Wait and Stop without a runtime are not errors: they have nothing to do.

@@ -272,6 +272,26 @@ TEST_F(ProcTest, FrameLargerThanASegmentGetsALargeSegment) {
   ExpectAllStacksBack();
 }
 
+// A const callable (a lambda captured by copy into another) goes through a
+// new segment too, returning a value or not.
+TEST_F(ProcTest, ConstCallablesRunOnANewSegment) {
+  StartRuntime(1);
+  std::atomic<int> ran{0};
+  std::atomic<int> returned{0};
+  Go([&] {
+    const auto void_fn = [&ran] { ran.fetch_add(1); };
+    const auto int_fn = [] { return 7; };
+    WithStack(2 * kFixedStack, void_fn);
+    returned.store(WithStack(2 * kFixedStack, int_fn));
+  });
+  Wait();
+  Stop();
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_EQ(returned.load(), 7);
+  EXPECT_EQ(ReadProcStats().segments, 2u);
+  ExpectAllStacksBack();
+}
+
 TEST_F(ProcTest, GoschedInterleavesTwoGsOnOneM) {
   constexpr int kTurns = 4;
   StartRuntime(1);
