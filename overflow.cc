@@ -21,12 +21,10 @@ struct sigaction previous_bus;
 
 std::atomic<bool> installed{false};
 
-[[noreturn]] void ReportOverflow(const ChunkRecord* rec, int slot,
-                                 uintptr_t fault) {
-  const uintptr_t lo = rec->StackAt(slot);
+[[noreturn]] void ReportOverflow(uintptr_t lo, size_t size, uintptr_t fault) {
   RawBuffer b;
-  b.Str("stack overflow: ").Udec(rec->stack_size).Str("-byte stack [");
-  b.Hex(lo).Str(", ").Hex(lo + rec->stack_size).Str(")");
+  b.Str("stack overflow: ").Udec(size).Str("-byte stack [");
+  b.Hex(lo).Str(", ").Hex(lo + size).Str(")");
   M* m = tls_m;
   if (m == UnboundM()) {
     b.Str(" on a thread with no M");
@@ -77,8 +75,15 @@ void OnFault(int sig, siginfo_t* info, void* context) {
   if (info->si_code > 0) {
     const auto a = reinterpret_cast<uintptr_t>(info->si_addr);
     const ChunkRecord* rec = TheChunkMap().Lookup(a);
-    const int slot = rec == nullptr ? -1 : rec->SlotOfGuard(a);
-    if (slot >= 0) ReportOverflow(rec, slot, a);
+    if (rec != nullptr) {
+      // The record of a large stack freed meanwhile on another thread may
+      // be rewritten as we read it: then the fault is not in its guard.
+      const uint32_t s = rec->ReadBegin();
+      const int slot = rec->SlotOfGuard(a);
+      const uintptr_t lo = slot < 0 ? 0 : rec->StackAt(slot);
+      const size_t size = rec->stack_size;
+      if (slot >= 0 && rec->ReadValid(s)) ReportOverflow(lo, size, a);
+    }
   }
   Chain(sig, info, context);
 }

@@ -187,7 +187,7 @@ void CheckTakeBack(void* v, size_t n) {
 void DieFreedAgain(void* v) {
   if (v == nullptr) Throw("stackfree: nil stack");
   const ChunkRecord* rec = TheChunkMap().Lookup(reinterpret_cast<uintptr_t>(v));
-  DieBadFree("freed twice", v, 0, rec != nullptr ? rec->stack_size : 0);
+  DieBadFree("freed twice", v, 0, rec != nullptr ? rec->stack_size.load() : 0);
 }
 
 void DieBadFree(const char* what, const void* v, size_t n, size_t size) {

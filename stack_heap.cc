@@ -46,14 +46,26 @@ std::atomic<bool> guards_enabled{true};
 
 int OrderOf(const StackCache* c) { return StackOrder(c->stack_size); }
 
-// A record from m's chunkalloc, or nullptr. Counts the metadata it maps.
+// A record is constructed once, when FixAlloc first hands it out; a record
+// freed (with its large stack) and reused is rewritten in place, never
+// constructed again, as a reader without a claim may still be reading it
+// (ChunkRecord's seqlock).
+void ConstructRecord(void*, void* mem) { new (mem) ChunkRecord; }
+
+// A record from m's chunkalloc, or nullptr, its layout open for writing
+// (EndRewrite closes it). Counts the metadata it maps.
 ChunkRecord* NewRecord(M* m) {
   FixAlloc& f = m->chunkalloc;
-  if (f.size() == 0) f.Init(sizeof(ChunkRecord), &RecordChunk);
+  if (f.size() == 0) {
+    f.Init(sizeof(ChunkRecord), &RecordChunk, &ConstructRecord);
+  }
   const size_t sys0 = f.sys();
   void* mem = f.Alloc();
   m->stats.meta_sys.Add(static_cast<int64_t>(f.sys() - sys0));
-  return mem == nullptr ? nullptr : new (mem) ChunkRecord;
+  if (mem == nullptr) return nullptr;
+  auto* rec = static_cast<ChunkRecord*>(mem);
+  rec->BeginRewrite();
+  return rec;
 }
 
 // Fresh chunk memory: granule-aligned, zeroed.
@@ -83,6 +95,7 @@ ChunkRecord* NewChunk(M* m, int order, const ChunkLayout& layout) {
     rec->nslots = layout.nslots;
     rec->order = order;
   }
+  rec->EndRewrite();
   const bool mapped = mem != nullptr && chunk_map.Set(rec, &meta);
   m->stats.meta_sys.Add(meta);  // Leaves a failed Set mapped stay, counted.
   if (!mapped) {
@@ -115,7 +128,7 @@ void* StackChunk(void* arg, size_t n) {
     if (rec == nullptr) return nullptr;
   }
   c->stats.sys.Add(static_cast<int64_t>(stack_bytes));
-  return reinterpret_cast<void*>(rec->base);
+  return reinterpret_cast<void*>(rec->base.load());
 }
 
 // FixAlloc's first-use hook: a slot carved for the first time gets its guard
@@ -197,6 +210,7 @@ void* LargeStackalloc(M* m, size_t n) {
   rec->guard = guard;
   rec->nslots = 1;
   rec->order = ChunkRecord::kLargeOrder;
+  rec->EndRewrite();
   int64_t meta = 0;
   const bool mapped = mem != nullptr && chunk_map.Set(rec, &meta);
   m->stats.meta_sys.Add(meta);  // Leaves a failed Set mapped stay, counted.
@@ -243,7 +257,7 @@ void LargeStackfree(M* m, void* v, size_t n) {
   }
   const size_t size = rec->stack_size, guard = rec->guard;
   chunk_map.Clear(rec);
-  SysFree(reinterpret_cast<void*>(rec->base), rec->bytes);
+  SysFree(reinterpret_cast<void*>(rec->base.load()), rec->bytes);
   const uint8_t flags = rec->Flags(0);
   if ((flags & kSlotUnguarded) != 0) m->stats.large_unguarded.Add(-1);
   if ((flags & kSlotMprotect) != 0) ReleaseGuard(/*mappings=*/1);
@@ -351,13 +365,19 @@ void SetScavengeThreshold(size_t bytes) {
 }
 
 bool FindStack(const void* p, void** lo, size_t* size) {
-  const ChunkRecord* rec =
-      internal::chunk_map.Lookup(reinterpret_cast<uintptr_t>(p));
-  const int i =
-      rec == nullptr ? -1 : rec->SlotHolding(reinterpret_cast<uintptr_t>(p));
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  const ChunkRecord* rec = internal::chunk_map.Lookup(a);
+  if (rec == nullptr) return false;
+  // A large stack freed meanwhile on another thread takes its record with
+  // it, and the record may be rewritten for another chunk as we read.
+  const uint32_t s = rec->ReadBegin();
+  const int i = rec->SlotHolding(a);
   if (i < 0 || rec->State(i) == SlotState::kUncarved) return false;
-  *lo = reinterpret_cast<void*>(rec->StackAt(i));
-  *size = rec->stack_size;
+  const uintptr_t stack = rec->StackAt(i);
+  const size_t bytes = rec->stack_size;
+  if (!rec->ReadValid(s) || a - stack >= bytes) return false;
+  *lo = reinterpret_cast<void*>(stack);
+  *size = bytes;
   return true;
 }
 

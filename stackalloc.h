@@ -93,11 +93,14 @@ void SetGuardMappingBudget(size_t mappings);
 // If p lies in a stack from stackalloc (handed out, or free in a cache or
 // pool), sets *lo to the stack's lowest address and *size to its bytes
 // (OrderStackSize of its order, or the page-rounded size of a stack above
-// 1 MiB) and returns true; else (p in a guard page, or not in a stack of
-// ours) returns false. For a fiber that must know the bounds of the stack it
-// runs on (Go's spanOf, for stacks): the answer about a stack being freed
-// meanwhile on another thread may be stale. Lock-free, never allocates,
-// async-signal-safe.
+// 1 MiB) and returns true; else (p in a guard page, in a freed stack above
+// 1 MiB, in a free stack of a chunk that ScavengeStacks() released whole,
+// or not in a stack of ours) returns false. For a fiber that must know the
+// bounds of the stack it runs on (Go's spanOf, for stacks): the answer
+// about a stack being freed meanwhile on another thread may be stale, but
+// a true answer's [*lo, *lo + *size) always holds p (a freed large stack's
+// record may be rewritten as it is read: a seqlock). Lock-free, never
+// allocates, async-signal-safe.
 bool FindStack(const void* p, void** lo, size_t* size);
 
 }  // namespace stackalloc

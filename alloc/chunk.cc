@@ -23,6 +23,15 @@ inline void DivideBySlot(uintptr_t off, size_t slot, uintptr_t* quotient,
 
 }  // namespace
 
+void ChunkRecord::BeginRewrite() {
+  const uint32_t s = seq.load();
+  if ((s & 1) == 0) seq.store(s + 1);
+  for (auto& slot : slots) slot.store(0);
+  order_next = nullptr;
+  scavenge_count = 0;
+  pool_link.store(nullptr);
+}
+
 int ChunkRecord::SlotOfStack(uintptr_t v) const {
   if (!Contains(v) || v - base < guard) return -1;
   uintptr_t i, r;
@@ -32,7 +41,9 @@ int ChunkRecord::SlotOfStack(uintptr_t v) const {
 }
 
 int ChunkRecord::SlotOfGuard(uintptr_t a) const {
-  if (guard == 0 || !Contains(a)) return -1;
+  // slot_size is 0 only in a record never laid out, which a reader without
+  // a claim cannot reach; checked all the same, it costs nothing here.
+  if (guard == 0 || slot_size == 0 || !Contains(a)) return -1;
   uintptr_t i, r;
   DivideBySlot(a - base, slot_size, &i, &r);
   if (i >= static_cast<uintptr_t>(nslots) || r >= guard) return -1;
@@ -40,7 +51,7 @@ int ChunkRecord::SlotOfGuard(uintptr_t a) const {
 }
 
 int ChunkRecord::SlotHolding(uintptr_t a) const {
-  if (!Contains(a)) return -1;
+  if (slot_size == 0 || !Contains(a)) return -1;
   uintptr_t i, r;
   DivideBySlot(a - base, slot_size, &i, &r);
   if (i >= static_cast<uintptr_t>(nslots) || r < guard) return -1;

@@ -53,13 +53,24 @@ struct alignas(64) ChunkRecord {
   static constexpr int kMaxSlots = 32;
   static constexpr int kLargeOrder = -1;
 
-  uintptr_t base = 0;     // First byte of the chunk.
-  size_t bytes = 0;       // Length of the chunk.
-  size_t stack_size = 0;  // Bytes of each stack.
-  size_t slot_size = 0;   // guard + stack_size.
-  size_t guard = 0;       // Guard bytes below each stack: 0 or kPageSize.
-  int nslots = 0;
-  int order = 0;  // Stack order, or kLargeOrder.
+  // FixAlloc's free-list link while the record is free (FixAlloc stores it
+  // in an object's first word): no reader of the fields below looks here.
+  void* free_link = nullptr;
+
+  // The layout. A pooled chunk's never changes once published; a large
+  // stack's record is freed with its stack and may be reused for another
+  // chunk while a reader without a claim (FindStack, the overflow handler)
+  // still holds it from the chunk map. So the layout is atomic, rewritten
+  // only between BeginRewrite and EndRewrite, and such readers check
+  // ReadBegin / ReadValid around what they read (a seqlock).
+  std::atomic<uint32_t> seq{0};    // Odd while the layout is being rewritten.
+  std::atomic<uintptr_t> base{0};  // First byte of the chunk.
+  std::atomic<size_t> bytes{0};    // Length of the chunk.
+  std::atomic<size_t> stack_size{0};  // Bytes of each stack.
+  std::atomic<size_t> slot_size{0};   // guard + stack_size.
+  std::atomic<size_t> guard{0};  // Guard bytes below each stack: 0 or a page.
+  std::atomic<int> nslots{0};
+  std::atomic<int> order{0};  // Stack order, or kLargeOrder.
   std::atomic<uint8_t> slots[kMaxSlots] = {};
 
   // On the list of every chunk of this order (set before publication, never
@@ -71,6 +82,18 @@ struct alignas(64) ChunkRecord {
   std::atomic<ChunkRecord*> pool_link{nullptr};
 
   bool Contains(uintptr_t a) const { return a - base < bytes; }
+
+  // The owner, before it sets the layout of a record it took from FixAlloc
+  // (every slot uncarved, on no list), and after.
+  void BeginRewrite();
+  void EndRewrite() { seq.store(seq.load() + 1); }
+  // A reader without a claim: what it read of the layout between
+  // s = ReadBegin() and ReadValid(s) is one layout the record had, if true.
+  // Every access to seq and to the layout is seq_cst (plain moves on x86-64
+  // but for the rewrite's stores), so no fence is needed, which TSan could
+  // not follow.
+  uint32_t ReadBegin() const { return seq.load(); }
+  bool ReadValid(uint32_t s) const { return (s & 1) == 0 && seq.load() == s; }
 
   uintptr_t StackAt(int i) const { return base + i * slot_size + guard; }
 

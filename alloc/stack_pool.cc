@@ -112,7 +112,7 @@ void StackPool::CountStranded() {
 // Returns a chunk whose every slot is free to the OS and offers it for reuse.
 // REQUIRES: no slot of rec is in a batch any more.
 void StackPool::ReleaseChunk(ChunkRecord* rec, ScavengeResult* r) {
-  SysUnused(reinterpret_cast<void*>(rec->base), rec->bytes);
+  SysUnused(reinterpret_cast<void*>(rec->base.load()), rec->bytes);
   int64_t stranded = 0;
   SlotState found;
   for (int i = 0; i < rec->nslots; ++i) {
