@@ -1,7 +1,9 @@
 #include "base/throw.h"
 
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +20,10 @@ void WriteAll(const char* p, size_t n) {
   }
 }
 
+// FatalBuffer's: constant-initialised, so no guard (no lock) on first use.
+ABSL_CONST_INIT std::atomic<bool> fatal_buffer_claimed{false};
+ABSL_CONST_INIT RawBuffer fatal_buffer;
+
 }  // namespace
 
 void RawPrintf(const char* format, ...) {
@@ -31,10 +37,32 @@ void RawPrintf(const char* format, ...) {
 }
 
 void Throw(const char* msg) {
-  RawBuffer b;
-  b.Str("\nfatal error: ").Str(msg).Str("\n");
-  WriteAll(b.c_str(), b.size());
+  // One writev, so that the line is not split by another thread's output;
+  // what it did not write goes out piece by piece.
+  static constexpr char kPrefix[] = "\nfatal error: ";
+  size_t len = 0;
+  while (msg[len] != '\0') ++len;
+  iovec v[3] = {{const_cast<char*>(kPrefix), sizeof(kPrefix) - 1},
+                {const_cast<char*>(msg), len},
+                {const_cast<char*>("\n"), 1}};
+  ssize_t w = writev(STDERR_FILENO, v, 3);
+  for (iovec& piece : v) {
+    if (w < 0) w = 0;
+    const size_t done = static_cast<size_t>(w) < piece.iov_len
+                            ? static_cast<size_t>(w)
+                            : piece.iov_len;
+    WriteAll(static_cast<const char*>(piece.iov_base) + done,
+             piece.iov_len - done);
+    w -= static_cast<ssize_t>(done);
+  }
   abort();
+}
+
+RawBuffer& FatalBuffer() {
+  if (fatal_buffer_claimed.exchange(true, std::memory_order_acq_rel)) {
+    for (;;) pause();  // Another thread is dying; its abort ends us.
+  }
+  return fatal_buffer;
 }
 
 void RawBuffer::Put(char c) {

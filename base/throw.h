@@ -20,7 +20,8 @@
 
 namespace stackalloc {
 
-// Prints "fatal error: <msg>" on stderr and aborts.
+// Prints "fatal error: <msg>" on stderr and aborts. Uses a few dozen bytes
+// of stack beyond the caller's (msg is not copied).
 ABSL_ATTRIBUTE_NORETURN ABSL_ATTRIBUTE_COLD void Throw(const char* msg);
 
 // Prints a printf-formatted line on stderr without allocating (output longer
@@ -45,6 +46,14 @@ class RawBuffer {
   char buf_[320] = {};
   size_t len_ = 0;
 };
+
+// The buffer for a fatal message built on a stack that may have no room
+// left (a WithStack that does not fit, a G whose exception escaped): static,
+// the process's last message. The first thread to call it gets it, cleared;
+// any later caller blocks for ever, as Go's runtime parks a thread that
+// throws while another is dying (the first one's abort ends them all).
+// Async-signal-safe; pass the result's c_str() to Throw.
+ABSL_ATTRIBUTE_COLD RawBuffer& FatalBuffer();
 
 namespace internal {
 

@@ -27,7 +27,7 @@ namespace internal {
 namespace {
 
 [[noreturn]] ABSL_ATTRIBUTE_NOINLINE void ExceptionEscaped(const ProcG* g) {
-  RawBuffer b;
+  RawBuffer& b = FatalBuffer();  // The unwinder left this stack nearly full.
   b.Str("goroutine ").Dec(g->goid).Str(": an exception escaped its function");
   ThrowOnG0(b.c_str());
 }

@@ -51,7 +51,11 @@
 // stack it runs on has the room, and dies otherwise: it cannot grow. That
 // stack is the thread's own, or a stack from stackalloc (a Boost fiber's on
 // BoostStackAllocator, found with FindStack); any other stack's bounds are
-// unknown, and its room counts as none).
+// unknown, and its room counts as none. One case cannot be told apart: a
+// fiber whose stack is a buffer inside the thread's own stack (Boost's
+// preallocated over a local array, a ucontext on one) is taken for the
+// thread, and WithStack there trusts the thread's bounds: give such fibers
+// a stack from stackalloc, or do not call WithStack on them).
 //
 // Exceptions: the unwinder needs kUnwindStack bytes of the throwing G's
 // stack, more than a G's first stack has. A throw on a G with less room

@@ -59,15 +59,17 @@ size_t SegmentSize(size_t frame) {
   return n & ~size_t{15};
 }
 
+// The two messages below are built in FatalBuffer, not on this stack:
+// it may have only kStackGuard bytes left.
 [[noreturn]] ABSL_ATTRIBUTE_NOINLINE void FrameTooLarge(size_t n) {
-  RawBuffer b;
+  RawBuffer& b = FatalBuffer();
   b.Str("withstack: a frame of ").Udec(n).Str(" bytes is larger than any ");
   b.Str("stack (kMaxStackFrame = ").Udec(kMaxStackFrame).Str(")");
   ThrowOnG0(b.c_str());
 }
 
 [[noreturn]] ABSL_ATTRIBUTE_NOINLINE void NotOnAG(size_t n) {
-  RawBuffer b;
+  RawBuffer& b = FatalBuffer();
   b.Str("withstack: ").Udec(n).Str(" bytes do not fit on this stack, ");
   b.Str("which is not a G's and cannot grow (the thread's own, a fiber's ");
   b.Str("on a stack from stackalloc, or one of unknown bounds)");

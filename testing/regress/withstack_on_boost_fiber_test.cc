@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "absl/base/attributes.h"
+#include "base/sanitizers.h"
 #include "boost/context/fiber.hpp"
 #include "boost/context/fixedsize_stack.hpp"
 #include "boost_stack_allocator.h"
@@ -79,6 +81,64 @@ TEST(WithStackOnBoostFiberDeathTest, AStackOfUnknownBoundsHasNoRoom) {
       },
       "fatal error: withstack: 1 bytes do not fit on this stack, which is "
       "not a G's");
+}
+
+// Near the bottom of a stack, a WithStack that cannot be served still says
+// why: its message is built in FatalBuffer, not on the stack that has only
+// kStackGuard bytes left (256 in an optimised build). It was built in two
+// 320-byte buffers there, and ran into the guard page, reported as an
+// overflow; under ASan even at the top of a 4 KiB fiber.
+ABSL_ATTRIBUTE_NOINLINE void UseStackThenWithStack(size_t left, size_t n) {
+  volatile char pad[64];
+  pad[0] = 0;
+  if (internal::StackRoom() > left) {
+    UseStackThenWithStack(left, n);
+  } else {
+    WithStack(n, [] {});
+  }
+  static_cast<void>(pad[0]);
+}
+
+TEST(WithStackOnBoostFiberDeathTest, NoRoomNearTheBottomSaysSo) {
+  if (sanitizer::kAsan) {
+    // Boost 1.74 does not tell ASan of its switches, and before a noreturn
+    // call on a stack it was not told of, ASan prints "False positive error
+    // reports may follow" with a formatter that needs more than these small
+    // stacks have (docs/boost.md). Our Gs' switches are annotated: the G
+    // case below runs under ASan too.
+    GTEST_SKIP() << "ASan's own warning overflows an unannotated fiber stack";
+  }
+  EXPECT_DEATH(
+      {
+        fiber f(std::allocator_arg, BoostStackAllocator(16384),
+                [](fiber&& caller) {
+                  UseStackThenWithStack(64, 65536);
+                  return std::move(caller);
+                });
+        f = std::move(f).resume();
+      },
+      "fatal error: withstack: 65536 bytes do not fit on this stack");
+  EXPECT_DEATH(
+      {
+        fiber f(std::allocator_arg, BoostStackAllocator(4096),
+                [](fiber&& caller) {
+                  WithStack(8192, [] {});
+                  return std::move(caller);
+                });
+        f = std::move(f).resume();
+      },
+      "fatal error: withstack: 8192 bytes do not fit on this stack");
+}
+
+TEST(WithStackOnBoostFiberDeathTest, FrameTooLargeNearTheBottomOfAGSaysSo) {
+  EXPECT_DEATH(
+      {
+        Options o;
+        Start(o);
+        Go([] { UseStackThenWithStack(64, kMaxStackFrame + 1); });
+        Wait();
+      },
+      "fatal error: withstack: a frame of 1073741825 bytes is larger");
 }
 
 }  // namespace
