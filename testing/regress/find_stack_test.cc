@@ -44,21 +44,29 @@ TEST(FindStackTest, Garbage) {
   EXPECT_FALSE(Find(heap.data() + 1000, &lo, &size));
 }
 
+// s's bounds from its first, second, middle and last byte; its guard page
+// (the page below) is no stack.
+void ExpectFoundAtEveryEdge(char* s, size_t bytes) {
+  void* lo;
+  size_t size;
+  for (size_t off : {size_t{0}, size_t{1}, bytes / 2, bytes - 1}) {
+    ASSERT_TRUE(Find(s + off, &lo, &size)) << bytes << " " << off;
+    EXPECT_EQ(lo, s);
+    EXPECT_EQ(size, bytes);
+  }
+  EXPECT_FALSE(Find(s - 1, &lo, &size)) << bytes;
+  EXPECT_FALSE(Find(s - 4096, &lo, &size)) << bytes;
+}
+
 TEST(FindStackTest, EveryOrderEveryEdge) {
   const MemStats before = ReadMemStats();
   for (size_t n = 4096; n <= (size_t{1} << 20); n *= 2) {
     std::vector<char*> v;
     for (int i = 0; i < 40; ++i) v.push_back(static_cast<char*>(stackalloc(n)));
     for (char* s : v) {
+      ExpectFoundAtEveryEdge(s, n);
       void* lo;
       size_t size;
-      for (size_t off : {size_t{0}, size_t{1}, n / 2, n - 1}) {
-        ASSERT_TRUE(Find(s + off, &lo, &size)) << n << " " << off;
-        EXPECT_EQ(lo, s);
-        EXPECT_EQ(size, n);
-      }
-      EXPECT_FALSE(Find(s - 1, &lo, &size)) << n;     // guard
-      EXPECT_FALSE(Find(s - 4096, &lo, &size)) << n;  // guard start
       // Just past the top: the next slot's guard, or past the chunk.
       bool past = Find(s + n, &lo, &size);
       if (past) {
@@ -83,15 +91,9 @@ TEST(FindStackTest, LargeStacks) {
     const size_t rounded = (n + 4095) & ~size_t{4095};
     char* s = static_cast<char*>(stackalloc(n));
     ASSERT_NE(s, nullptr);
+    ExpectFoundAtEveryEdge(s, rounded);
     void* lo;
     size_t size;
-    for (size_t off : {size_t{0}, size_t{1}, rounded / 2, rounded - 1}) {
-      ASSERT_TRUE(Find(s + off, &lo, &size)) << n << " " << off;
-      EXPECT_EQ(lo, s);
-      EXPECT_EQ(size, rounded);
-    }
-    EXPECT_FALSE(Find(s - 1, &lo, &size)) << n;
-    EXPECT_FALSE(Find(s - 4096, &lo, &size)) << n;
     EXPECT_FALSE(Find(s + rounded, &lo, &size)) << n;
     EXPECT_EQ(ReadMemStats().large_stacks_inuse, rounded);  // bytes
     stackfree(s, n);
