@@ -21,7 +21,9 @@ void WriteAll(const char* p, size_t n) {
 }
 
 // FatalBuffer's: constant-initialised, so no guard (no lock) on first use.
-ABSL_CONST_INIT std::atomic<bool> fatal_buffer_claimed{false};
+// The owner is a process id: a claim made in the parent before a fork() is
+// not the child's, which may claim the buffer for its own message.
+ABSL_CONST_INIT std::atomic<pid_t> fatal_buffer_owner{0};
 ABSL_CONST_INIT RawBuffer fatal_buffer;
 
 }  // namespace
@@ -59,10 +61,16 @@ void Throw(const char* msg) {
 }
 
 RawBuffer& FatalBuffer() {
-  if (fatal_buffer_claimed.exchange(true, std::memory_order_acq_rel)) {
-    for (;;) pause();  // Another thread is dying; its abort ends us.
+  const pid_t me = getpid();
+  pid_t owner = fatal_buffer_owner.load(std::memory_order_acquire);
+  while (owner != me) {
+    if (fatal_buffer_owner.compare_exchange_weak(owner, me,
+                                                 std::memory_order_acq_rel)) {
+      fatal_buffer.Clear();  // A parent's claim may have written it.
+      return fatal_buffer;
+    }
   }
-  return fatal_buffer;
+  for (;;) pause();  // Another thread is dying; its abort ends us.
 }
 
 void RawBuffer::Put(char c) {

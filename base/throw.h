@@ -37,6 +37,12 @@ class RawBuffer {
   RawBuffer& Udec(uint64_t v);
   RawBuffer& Hex(uintptr_t v);  // "0x..." with no leading zeros.
 
+  // Empties the buffer in place (c_str() relies on the zeros after the text).
+  void Clear() {
+    for (char& c : buf_) c = '\0';
+    len_ = 0;
+  }
+
   const char* c_str() const { return buf_; }
   size_t size() const { return len_; }
 
@@ -49,9 +55,10 @@ class RawBuffer {
 
 // The buffer for a fatal message built on a stack that may have no room
 // left (a WithStack that does not fit, a G whose exception escaped): static,
-// the process's last message. The first thread to call it gets it, cleared;
-// any later caller blocks for ever, as Go's runtime parks a thread that
-// throws while another is dying (the first one's abort ends them all).
+// the process's last message. The first thread of a process to call it gets
+// it, empty (a child of fork() may claim it again); any later caller blocks
+// for ever, as Go's runtime parks a thread that throws while another is
+// dying (the first one's abort ends them all), so the caller must die.
 // Async-signal-safe; pass the result's c_str() to Throw.
 ABSL_ATTRIBUTE_COLD RawBuffer& FatalBuffer();
 

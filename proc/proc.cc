@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -42,9 +43,13 @@ std::atomic<bool> forked_away{false};
 // and Stop waits for it (seq_cst on both sides: one of them sees the other).
 std::atomic<int> external_spawns{0};
 std::atomic<bool> accepting_external{false};
-// This thread's external spawns in flight: a closure's copy that calls Start,
-// Wait or Stop would wait for the very spawn it is part of.
+// This thread's external spawns in flight: a closure's copy that calls Stop
+// would wait for the very spawn it is part of. In the child of a fork()
+// taken during such spawns they are cut (their runtime stayed behind):
+// counted apart, so that the child may Start, Wait and Stop a runtime of its
+// own, and each cut spawn dies when it tries to finish.
 thread_local int spawns_in_flight_here = 0;
+thread_local int spawns_cut_by_fork_here = 0;
 
 Runtime* TheRuntime() { return the_runtime.load(std::memory_order_acquire); }
 
@@ -52,10 +57,10 @@ bool ExternalSpawner() {
   return CurrentG() == nullptr && CurrentSched() == nullptr;
 }
 
-[[noreturn]] void NoRuntime(const char* what) {
+[[noreturn]] void NoRuntime(const char* what, bool forked = false) {
   RawBuffer b;
   b.Str(what);
-  if (forked_away.load(std::memory_order_relaxed)) {
+  if (forked || forked_away.load(std::memory_order_relaxed)) {
     b.Str(
         ": the runtime did not survive fork() (its Ms are gone); "
         "call proc::Start for a new one in the child");
@@ -74,7 +79,8 @@ void CheckControlContext(const char* what) {
   } else if (CurrentSched() != nullptr) {
     where = " called on an M's scheduler stack (it would wait for itself)";
   }
-  if (where == nullptr && spawns_in_flight_here != 0) {
+  if (where == nullptr && spawns_in_flight_here != 0 &&
+      strcmp(what, "Stop") == 0) {
     where =
         " called inside a Go() on this thread, while it copies the closure "
         "(it would wait for itself)";
@@ -89,6 +95,13 @@ void CheckControlContext(const char* what) {
 // child of a fork() taken while the closure was being copied (Stop waits for
 // spawns under way, and a closure's copy that calls it dies).
 Runtime* RuntimeOfSpawn() {
+  // An external spawn that began before a fork() and finishes in the child
+  // (the spawns begun since are counted in spawns_in_flight_here, and end
+  // first: they nest).
+  if (ABSL_PREDICT_FALSE(spawns_cut_by_fork_here != 0) &&
+      spawns_in_flight_here == 0 && ExternalSpawner()) {
+    NoRuntime("go", /*forked=*/true);
+  }
   Runtime* rt = TheRuntime();
   if (ABSL_PREDICT_FALSE(rt == nullptr)) NoRuntime("go");
   return rt;
@@ -147,9 +160,11 @@ void ForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     the_runtime.store(nullptr, std::memory_order_release);
     forked_away.store(true, std::memory_order_relaxed);
   }
-  // The spawners that were in flight did not follow.
+  // The spawners that were in flight did not follow, but for this thread's.
   accepting_external.store(false, std::memory_order_relaxed);
   external_spawns.store(0, std::memory_order_relaxed);
+  spawns_cut_by_fork_here += spawns_in_flight_here;
+  spawns_in_flight_here = 0;
   stats_mu.unlock();
   control_mu.unlock();
 }
