@@ -78,6 +78,9 @@ TEST_F(SchedTest, GsSpawnedOnOneMRunOnOthers) {
         Spin(std::chrono::microseconds(100));
       });
     }
+    // Keep the spawner's M busy: the Gs it queued run elsewhere only if
+    // other Ms wake and steal them (else they run after it returns).
+    Spin(std::chrono::milliseconds(50));
   });
   Wait();
   std::set<int64_t> ms;
