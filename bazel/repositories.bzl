@@ -23,17 +23,21 @@ load(
     "system_library",
 )
 
+# Boost 1.81 or later: Asio's spawn takes a stack allocator since 1.80.
+_BOOST_PACKAGES = ["libboost1.81-dev", "libboost-context1.81-dev", "libboost-fiber1.81-dev"]
+_MIN_VERSIONS = {"boost": ("/usr/include/boost/version.hpp", "BOOST_VERSION", 108100)}
+
 # Debian-installed libraries, wrapped under their canonical repository names:
-# (name, BUILD files, Debian package, a header that proves it is installed).
+# (name, BUILD files, Debian packages, a header that proves it is installed).
 _SYSTEM_LIBRARIES = [
-    ("com_google_absl", ABSL_BUILD_FILES, "libabsl-dev", "/usr/include/absl/base/config.h"),
-    ("com_google_googletest", GOOGLETEST_BUILD_FILES, "libgtest-dev", "/usr/include/gtest/gtest.h"),
-    ("com_github_google_benchmark", BENCHMARK_BUILD_FILES, "libbenchmark-dev", "/usr/include/benchmark/benchmark.h"),
-    ("boost", BOOST_BUILD_FILES, "libboost-context-dev", "/usr/include/boost/context/fiber.hpp"),
+    ("com_google_absl", ABSL_BUILD_FILES, ["libabsl-dev"], "/usr/include/absl/base/config.h"),
+    ("com_google_googletest", GOOGLETEST_BUILD_FILES, ["libgtest-dev"], "/usr/include/gtest/gtest.h"),
+    ("com_github_google_benchmark", BENCHMARK_BUILD_FILES, ["libbenchmark-dev"], "/usr/include/benchmark/benchmark.h"),
+    ("boost", BOOST_BUILD_FILES, _BOOST_PACKAGES, "/usr/include/boost/context/fiber.hpp"),
     # Malloc replacements, only for benchmarks (//testing:peers_benchmark).
-    ("jemalloc", JEMALLOC_BUILD_FILES, "libjemalloc-dev", "/usr/include/jemalloc/jemalloc.h"),
-    ("gperftools", GPERFTOOLS_BUILD_FILES, "libgoogle-perftools-dev", "/usr/include/gperftools/tcmalloc.h"),
-    ("mimalloc", MIMALLOC_BUILD_FILES, "libmimalloc-dev", "/usr/include/mimalloc.h"),
+    ("jemalloc", JEMALLOC_BUILD_FILES, ["libjemalloc-dev"], "/usr/include/jemalloc/jemalloc.h"),
+    ("gperftools", GPERFTOOLS_BUILD_FILES, ["libgoogle-perftools-dev"], "/usr/include/gperftools/tcmalloc.h"),
+    ("mimalloc", MIMALLOC_BUILD_FILES, ["libmimalloc-dev"], "/usr/include/mimalloc.h"),
 ]
 
 def stackalloc_dependencies():
@@ -44,11 +48,15 @@ def stackalloc_dependencies():
     maybe(offline_rules_java, name = "rules_java")
     maybe(offline_remote_coverage_tools, name = "remote_coverage_tools")
 
-    for name, build_files, package, header in _SYSTEM_LIBRARIES:
+    for name, build_files, packages, header in _SYSTEM_LIBRARIES:
+        version_header, version_macro, min_version = _MIN_VERSIONS.get(name, ("", "", 0))
         maybe(
             system_library,
             name = name,
             build_files = build_files,
-            debian_packages = [package],
+            debian_packages = packages,
             required_paths = [header],
+            version_header = version_header,
+            version_macro = version_macro,
+            min_version = min_version,
         )

@@ -11,8 +11,10 @@ packages=(
   libabsl-dev
   libgtest-dev
   libbenchmark-dev
-  libboost-context-dev
-  libboost-fiber-dev         # @boost//:fiber: the Boost.Fiber tests, benchmark, example
+  libboost1.81-dev           # Boost 1.81's headers: Asio's spawn takes a stack allocator
+  libboost-context1.81-dev   # @boost//:context
+  libboost-fiber1.81-dev     # @boost//:fiber: the Boost.Fiber tests, benchmark, example
+  wrk                        # the Asio server benchmark's HTTP load generator
   libjemalloc-dev            # peers benchmark
   libgoogle-perftools-dev    # peers benchmark (tcmalloc)
   libmimalloc-dev            # peers benchmark
@@ -40,6 +42,10 @@ fi
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# Debian's Boost 1.74 -dev packages conflict with 1.81's: apt-get removes
+# them when it installs ours (the 1.74 runtime libraries stay for whatever
+# else uses them).
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"

@@ -7,15 +7,41 @@ so a consumer who builds these projects from source can declare them first and
 keep their own. Nothing is downloaded or vendored.
 """
 
+def _installed_version(ctx):
+    """The integer that version_macro is #defined to in version_header, or -1."""
+    for line in ctx.read(ctx.attr.version_header).splitlines():
+        words = [w for w in line.replace("\t", " ").split(" ") if w]
+        if len(words) == 3 and words[0] == "#define" and words[1] == ctx.attr.version_macro:
+            return int(words[2]) if words[2].isdigit() else -1
+    return -1
+
 def _system_library_impl(ctx):
+    install = "Install the Debian package(s) %s (bazel/setup.sh in @stackalloc does it)." % (
+        ", ".join(ctx.attr.debian_packages)
+    )
     missing = [p for p in ctx.attr.required_paths if not ctx.path(p).exists]
     if missing:
-        fail("@%s needs %s, which is missing. Install the Debian package(s) %s " %
-             (ctx.name, ", ".join(missing), ", ".join(ctx.attr.debian_packages)) +
-             "(bazel/setup.sh in @stackalloc does it).")
+        fail("@%s needs %s, which is missing. %s" % (ctx.name, ", ".join(missing), install))
+    version = 0
+    if ctx.attr.version_header:
+        version = _installed_version(ctx)
+        if version < ctx.attr.min_version:
+            fail("@%s needs %s >= %d in %s, which says %d. %s" % (
+                ctx.name,
+                ctx.attr.version_macro,
+                ctx.attr.min_version,
+                ctx.attr.version_header,
+                version,
+                install,
+            ))
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
+
+    # %{version} in a BUILD file becomes the installed version: as a define,
+    # it puts the version on every dependent compile line, so that no build
+    # cache serves objects compiled against another version's headers
+    # (Bazel does not hash system headers).
     for path, content in ctx.attr.build_files.items():
-        ctx.file(path, content)
+        ctx.file(path, content.replace("%{version}", str(version)))
 
 system_library = repository_rule(
     implementation = _system_library_impl,
@@ -30,17 +56,23 @@ system_library = repository_rule(
         "required_paths": attr.string_list(
             doc = "Absolute paths that must exist (headers, typically).",
         ),
+        "version_header": attr.string(
+            doc = "A header that #defines version_macro to an integer (optional).",
+        ),
+        "version_macro": attr.string(doc = "The macro that version_header defines."),
+        "min_version": attr.int(doc = "The least value version_macro may have."),
     },
     local = True,
 )
 
-def _lib(name, linkopts = [], deps = [], visibility = "//visibility:public"):
+def _lib(name, linkopts = [], deps = [], defines = [], visibility = "//visibility:public"):
     """BUILD text for a cc_library over a system library."""
     return "\n".join([
         "cc_library(",
         '    name = "%s",' % name,
         "    linkopts = %s," % repr(linkopts),
         "    deps = %s," % repr(deps),
+        "    defines = %s," % repr(defines),
         '    visibility = ["%s"],' % visibility,
         ")",
         "",
@@ -100,12 +132,19 @@ BENCHMARK_BUILD_FILES = {
     ]),
 }
 
-# Boost.Context, and Boost.Fiber over it (libboost-fiber-dev; only what uses
-# @boost//:fiber needs it installed).
+# Boost 1.81: Boost.Context, Boost.Fiber over it (libboost-fiber1.81-dev),
+# and the header-only Asio (whose spawn runs on Boost.Context) and Beast
+# (HTTP over Asio), from libboost1.81-dev.
 BOOST_BUILD_FILES = {
     "BUILD": "\n".join([
-        _lib("context", linkopts = ["-lboost_context"]),
+        _lib(
+            "context",
+            linkopts = ["-lboost_context"],
+            defines = ["STACKALLOC_SYSTEM_BOOST_VERSION=%{version}"],
+        ),
         _lib("fiber", linkopts = ["-lboost_fiber", "-pthread"], deps = [":context"]),
+        _lib("asio", linkopts = ["-pthread"], deps = [":context"]),
+        _lib("beast", deps = [":asio"]),
     ]),
 }
 
