@@ -18,7 +18,7 @@
 #include "benchmark/benchmark.h"
 #include "sched/m.h"
 #include "stackalloc.h"
-#include "stackalloc_test_peer.h"
+#include "stack/test_peer.h"
 #include "testing/comparison_reporter.h"
 #include "testing/contenders.h"
 #include "testing/pair_workloads.h"

@@ -12,7 +12,7 @@
 #include "proc/proc.h"
 #include "sched/m.h"
 #include "stackalloc.h"
-#include "stackalloc_test_peer.h"
+#include "stack/test_peer.h"
 #include "stats/mstats.h"
 #include "testing/baselines/seed_designs.h"
 

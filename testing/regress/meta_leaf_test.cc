@@ -22,7 +22,7 @@
 #include "base/sanitizers.h"
 #include "gtest/gtest.h"
 #include "stackalloc.h"
-#include "stackalloc_test_peer.h"
+#include "stack/test_peer.h"
 #include "stats/mstats.h"
 #include "testing/process_info.h"
 

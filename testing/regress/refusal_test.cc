@@ -16,7 +16,7 @@
 #include "gtest/gtest.h"
 #include "sched/m.h"
 #include "stackalloc.h"
-#include "stackalloc_test_peer.h"
+#include "stack/test_peer.h"
 #include "stats/mstats.h"
 
 namespace stackalloc {

@@ -12,8 +12,8 @@
 #include "base/sanitizers.h"
 #include "base/throw.h"
 #include "sched/m.h"
-#include "stack_cache.h"
-#include "stack_heap.h"
+#include "stack/stack_cache.h"
+#include "stack/heap.h"
 
 namespace stackalloc {
 namespace {

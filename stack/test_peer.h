@@ -1,11 +1,11 @@
 // Fault injection and inside views of the entry point, for tests only
-// (testonly target //:stackalloc_test_peer; defined in stack_heap.cc).
+// (testonly target //stack:test_peer; defined in stack/heap.cc).
 //
 // Thread-safe; a source installed here applies to chunks and records taken
 // from then on.
 
-#ifndef STACKALLOC_TEST_PEER_H_
-#define STACKALLOC_TEST_PEER_H_
+#ifndef STACK_TEST_PEER_H_
+#define STACK_TEST_PEER_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -46,4 +46,4 @@ class StackallocTestPeer {
 }  // namespace internal
 }  // namespace stackalloc
 
-#endif  // STACKALLOC_TEST_PEER_H_
+#endif  // STACK_TEST_PEER_H_

@@ -6,8 +6,8 @@
 // Each function runs on the thread bound to m (or on a thread that owns an
 // idle m, for EmptyCaches) and updates only m's statistics.
 
-#ifndef STACK_CACHE_H_
-#define STACK_CACHE_H_
+#ifndef STACK_STACK_CACHE_H_
+#define STACK_STACK_CACHE_H_
 
 #include <cstddef>
 
@@ -57,4 +57,4 @@ void CheckTakeBack(void* v, size_t n);
 }  // namespace internal
 }  // namespace stackalloc
 
-#endif  // STACK_CACHE_H_
+#endif  // STACK_STACK_CACHE_H_

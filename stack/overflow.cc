@@ -1,4 +1,4 @@
-#include "overflow.h"
+#include "stack/overflow.h"
 
 #include <signal.h>
 
@@ -8,7 +8,7 @@
 #include "alloc/chunk.h"
 #include "base/throw.h"
 #include "sched/m.h"
-#include "stack_heap.h"
+#include "stack/heap.h"
 
 namespace stackalloc {
 namespace internal {

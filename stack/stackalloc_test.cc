@@ -16,7 +16,7 @@
 #include "alloc/sys_alloc.h"
 #include "gtest/gtest.h"
 #include "sched/m.h"
-#include "stackalloc_test_peer.h"
+#include "stack/test_peer.h"
 #include "stats/mstats.h"
 
 // Built twice (BUILD): with guard pages (the default) and without.

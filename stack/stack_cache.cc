@@ -1,4 +1,4 @@
-#include "stack_cache.h"
+#include "stack/stack_cache.h"
 
 #include <algorithm>
 #include <cstring>
@@ -6,7 +6,7 @@
 #include "alloc/stack_pool.h"
 #include "base/sanitizers.h"
 #include "base/throw.h"
-#include "stack_heap.h"
+#include "stack/heap.h"
 
 namespace stackalloc {
 namespace internal {

@@ -1,4 +1,4 @@
-#include "stack_heap.h"
+#include "stack/heap.h"
 
 #include <atomic>
 #include <new>
@@ -9,10 +9,10 @@
 #include "base/check.h"
 #include "base/sanitizers.h"
 #include "base/throw.h"
-#include "overflow.h"
-#include "stack_cache.h"
+#include "stack/overflow.h"
+#include "stack/stack_cache.h"
 #include "stackalloc.h"
-#include "stackalloc_test_peer.h"
+#include "stack/test_peer.h"
 
 namespace stackalloc {
 namespace internal {
@@ -385,7 +385,7 @@ bool SetStackGuards(bool on) {
   return internal::guards_enabled.exchange(on, std::memory_order_relaxed);
 }
 
-// --- Test peer (stackalloc_test_peer.h). ---
+// --- Test peer (stack/test_peer.h). ---
 
 namespace internal {
 void StackallocTestPeer::SetChunkSource(Source source) {

@@ -11,8 +11,8 @@
 // (sched/m.h), takes no lock and allocates nothing: the lookup from the
 // fault address to the stack is two loads in the ChunkMap and a division.
 
-#ifndef OVERFLOW_H_
-#define OVERFLOW_H_
+#ifndef STACK_OVERFLOW_H_
+#define STACK_OVERFLOW_H_
 
 namespace stackalloc {
 namespace internal {
@@ -24,4 +24,4 @@ void InstallOverflowHandler();
 }  // namespace internal
 }  // namespace stackalloc
 
-#endif  // OVERFLOW_H_
+#endif  // STACK_OVERFLOW_H_
