@@ -11,8 +11,8 @@
 #include "base/throw.h"
 #include "stack/overflow.h"
 #include "stack/stack_cache.h"
-#include "stackalloc.h"
 #include "stack/test_peer.h"
+#include "stackalloc.h"
 
 namespace stackalloc {
 namespace internal {

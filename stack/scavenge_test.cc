@@ -15,8 +15,8 @@
 #include "alloc/sys_alloc.h"
 #include "gtest/gtest.h"
 #include "sched/m.h"
-#include "stackalloc.h"
 #include "stack/test_peer.h"
+#include "stackalloc.h"
 #include "stats/mstats.h"
 
 namespace stackalloc {

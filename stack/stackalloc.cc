@@ -12,8 +12,8 @@
 #include "base/sanitizers.h"
 #include "base/throw.h"
 #include "sched/m.h"
-#include "stack/stack_cache.h"
 #include "stack/heap.h"
+#include "stack/stack_cache.h"
 
 namespace stackalloc {
 namespace {

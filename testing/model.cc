@@ -12,8 +12,8 @@
 #include "alloc/chunk.h"
 #include "alloc/sys_alloc.h"
 #include "sched/m.h"
-#include "stackalloc.h"
 #include "stack/test_peer.h"
+#include "stackalloc.h"
 #include "stats/mstats.h"
 
 namespace stackalloc {

@@ -17,8 +17,8 @@
 
 #include "benchmark/benchmark.h"
 #include "sched/m.h"
-#include "stackalloc.h"
 #include "stack/test_peer.h"
+#include "stackalloc.h"
 #include "testing/comparison_reporter.h"
 #include "testing/contenders.h"
 #include "testing/pair_workloads.h"

@@ -11,8 +11,8 @@
 #include "gtest/gtest.h"
 #include "proc/proc.h"
 #include "sched/m.h"
-#include "stackalloc.h"
 #include "stack/test_peer.h"
+#include "stackalloc.h"
 #include "stats/mstats.h"
 #include "testing/baselines/seed_designs.h"
 

@@ -21,8 +21,8 @@
 
 #include "base/sanitizers.h"
 #include "gtest/gtest.h"
-#include "stackalloc.h"
 #include "stack/test_peer.h"
+#include "stackalloc.h"
 #include "stats/mstats.h"
 #include "testing/process_info.h"
 

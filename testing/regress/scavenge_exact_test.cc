@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "stackalloc.h"
 #include "stack/test_peer.h"
+#include "stackalloc.h"
 #include "stats/mstats.h"
 
 namespace stackalloc {

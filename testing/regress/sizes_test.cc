@@ -9,8 +9,8 @@
 
 #include "gtest/gtest.h"
 #include "sched/m.h"
-#include "stackalloc.h"
 #include "stack/test_peer.h"
+#include "stackalloc.h"
 #include "stats/mstats.h"
 
 namespace stackalloc {
