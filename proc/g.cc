@@ -7,10 +7,10 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 
 #include "absl/base/attributes.h"
 #include "base/check.h"
+#include "base/mutex.h"
 #include "base/sanitizers.h"
 #include "base/stack_sizes.h"
 #include "base/throw.h"
@@ -80,7 +80,7 @@ ProcG* Runtime::Gget() {
   if (s != nullptr) {
     g = Gfget(s);
   } else {
-    std::lock_guard<std::mutex> l(gfree_mu_);
+    MutexLock l(&gfree_mu_);
     g = gfree_.PopFront();
   }
   if (g == nullptr) {
@@ -110,7 +110,7 @@ void Runtime::Ready(ProcG* g) {
 void Runtime::Gabort(ProcG* g) {
   g->fn.Destroy();
   if (Sched* s = CurrentSched()) return Gfput(s, g);
-  std::lock_guard<std::mutex> l(gfree_mu_);
+  MutexLock l(&gfree_mu_);
   gfree_.PushFront(g);
 }
 
@@ -129,13 +129,13 @@ void Runtime::Gfput(Sched* s, ProcG* g) {
   if (s->gfree.n < kGfreeMax) return;
   GList cold;
   s->gfree.SplitAfter(kGfreeKeep, &cold);
-  std::lock_guard<std::mutex> l(gfree_mu_);
+  MutexLock l(&gfree_mu_);
   gfree_.Append(&cold);
 }
 
 ProcG* Runtime::Gfget(Sched* s) {
   if (ProcG* g = s->gfree.PopFront()) return g;
-  std::lock_guard<std::mutex> l(gfree_mu_);
+  MutexLock l(&gfree_mu_);
   for (int i = 0; i < kGfreeBatch; ++i) {
     ProcG* g = gfree_.PopFront();
     if (g == nullptr) break;
@@ -175,15 +175,15 @@ ProcStats Runtime::Read() const {
 }
 
 void Runtime::LockAll() {
-  mu_.lock();
-  gfree_mu_.lock();
-  for (auto& s : scheds_) s->note_mu.lock();
+  mu_.Lock();
+  gfree_mu_.Lock();
+  for (auto& s : scheds_) s->note_mu.Lock();
 }
 
 void Runtime::UnlockAll() {
-  for (auto& s : scheds_) s->note_mu.unlock();
-  gfree_mu_.unlock();
-  mu_.unlock();
+  for (auto& s : scheds_) s->note_mu.Unlock();
+  gfree_mu_.Unlock();
+  mu_.Unlock();
 }
 
 void Runtime::Gstart(Sched* s, ProcG* g) {

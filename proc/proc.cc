@@ -14,6 +14,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/base/thread_annotations.h"
+#include "base/mutex.h"
 #include "base/throw.h"
 #include "proc/g.h"
 #include "proc/sched.h"
@@ -28,8 +29,8 @@ namespace {
 // control_mu; everyone else reads it with one acquire load.
 std::atomic<Runtime*> the_runtime{nullptr};
 // Start and Stop's teardown (never held while waiting for Gs: a G may fork).
-std::mutex control_mu;
-std::mutex stats_mu;
+Mutex control_mu;
+Mutex stats_mu;
 ProcStats last_stats ABSL_GUARDED_BY(stats_mu);  // Of the last runtime.
 // Set in the child of a fork() taken while a runtime ran, until the next
 // Start: that runtime's Ms are gone, and it is abandoned.
@@ -141,19 +142,19 @@ void NewprocAbort(ProcG* g) {
 
 // fork(): the runtime's locks are held across it, so the child finds them
 // consistent; the child then abandons the runtime (its Ms did not follow).
-void ForkPrepare() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  control_mu.lock();
-  stats_mu.lock();
+void ForkPrepare() ABSL_EXCLUSIVE_LOCK_FUNCTION(control_mu, stats_mu) {
+  control_mu.Lock();
+  stats_mu.Lock();
   if (Runtime* rt = TheRuntime()) rt->LockAll();
 }
 
-void ForkParent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+void ForkParent() ABSL_UNLOCK_FUNCTION(control_mu, stats_mu) {
   if (Runtime* rt = TheRuntime()) rt->UnlockAll();
-  stats_mu.unlock();
-  control_mu.unlock();
+  stats_mu.Unlock();
+  control_mu.Unlock();
 }
 
-void ForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+void ForkChild() ABSL_UNLOCK_FUNCTION(control_mu, stats_mu) {
   if (Runtime* rt = TheRuntime()) {
     rt->UnlockAll();
     last_stats = rt->Read();  // Leaked: its threads may have held anything.
@@ -165,8 +166,8 @@ void ForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   external_spawns.store(0, std::memory_order_relaxed);
   spawns_cut_by_fork_here += spawns_in_flight_here;
   spawns_in_flight_here = 0;
-  stats_mu.unlock();
-  control_mu.unlock();
+  stats_mu.Unlock();
+  control_mu.Unlock();
 }
 
 }  // namespace internal
@@ -188,7 +189,7 @@ void Start(const Options& options) {
     pthread_atfork(&internal::ForkPrepare, &internal::ForkParent,
                    &internal::ForkChild);
   });
-  std::lock_guard<std::mutex> l(internal::control_mu);
+  MutexLock l(&internal::control_mu);
   if (internal::TheRuntime() != nullptr) {
     Throw("proc: Start while a runtime runs (Stop it first)");
   }
@@ -224,10 +225,10 @@ void Stop() {
   while (internal::external_spawns.load(std::memory_order_seq_cst) != 0) {
     std::this_thread::yield();
   }
-  std::lock_guard<std::mutex> l(internal::control_mu);
+  MutexLock l(&internal::control_mu);
   rt->Stop();  // Every G finished and every M ended.
   {
-    std::lock_guard<std::mutex> s(internal::stats_mu);
+    MutexLock s(&internal::stats_mu);
     internal::last_stats = rt->Read();
     internal::the_runtime.store(nullptr, std::memory_order_release);
   }
@@ -235,7 +236,7 @@ void Stop() {
 }
 
 ProcStats ReadProcStats() {
-  std::lock_guard<std::mutex> l(internal::stats_mu);
+  MutexLock l(&internal::stats_mu);
   internal::Runtime* rt = internal::TheRuntime();
   return rt != nullptr ? rt->Read() : internal::last_stats;
 }

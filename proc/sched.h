@@ -11,14 +11,13 @@
 #define PROC_SCHED_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "base/mutex.h"
 #include "proc/g.h"
 #include "proc/proc.h"
 #include "proc/runq.h"
@@ -58,8 +57,8 @@ struct alignas(64) Sched {
   int nfibers = 0;
 
   // The park note (Go's m->park): set by a waker, cleared by the sleeper.
-  std::mutex note_mu;
-  std::condition_variable note_cv;
+  Mutex note_mu;
+  CondVar note_cv;
   bool note ABSL_GUARDED_BY(note_mu) = false;
   bool note_spinning ABSL_GUARDED_BY(note_mu) = false;  // Handed over.
 
@@ -94,7 +93,8 @@ class Runtime {
   void Stop();
   ProcStats Read() const;
 
-  // fork() support: the runtime's locks, in order.
+  // fork() support: the runtime's locks, in order. Unchecked: the Ms' note
+  // locks are taken in a loop, which the analysis cannot follow.
   void LockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
   void UnlockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
@@ -145,13 +145,13 @@ class Runtime {
   std::atomic<int64_t> gsize_{0};   // runq_.n, written under mu_.
   std::atomic<bool> stopping_{false};
 
-  std::mutex mu_;                      // Go's sched.lock.
-  std::condition_variable quiescent_;  // All Ms idle, no G queued.
+  Mutex mu_;           // Go's sched.lock.
+  CondVar quiescent_;  // All Ms idle, no G queued.
   GList runq_ ABSL_GUARDED_BY(mu_);
   Sched* pidle_ ABSL_GUARDED_BY(mu_) = nullptr;
   int waiters_ ABSL_GUARDED_BY(mu_) = 0;
 
-  std::mutex gfree_mu_;  // Go's sched.gFree.lock.
+  Mutex gfree_mu_;  // Go's sched.gFree.lock.
   GList gfree_ ABSL_GUARDED_BY(gfree_mu_);
   std::atomic<int64_t> g_allocs_{0};  // Records made off an M.
 };

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 
+#include "base/mutex.h"
 #include "base/sanitizers.h"
 #include "base/throw.h"
 #include "proc/runq.h"
@@ -63,7 +63,7 @@ void Runtime::Schedule(Sched* s) {
     // M cannot starve it (Go: every 61st schedtick).
     if (++s->schedtick % 61 == 0 &&
         gsize_.load(std::memory_order_relaxed) > 0) {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       g = Globrunqget(s, 1);
     }
     if (g == nullptr) g = s->runq.Get();
@@ -84,7 +84,7 @@ ProcG* Runtime::Findrunnable(Sched* s) {
     if (stopping_.load(std::memory_order_acquire)) return nullptr;
     if (ProcG* g = s->runq.Get()) return g;
     if (gsize_.load(std::memory_order_acquire) > 0) {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (ProcG* g = Globrunqget(s, 0)) return g;
     }
     // Steal, as a spinning M, unless enough Ms already spin (half the busy
@@ -100,7 +100,7 @@ ProcG* Runtime::Findrunnable(Sched* s) {
       if (ProcG* g = StealWork(s)) return g;
     }
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (stopping_.load(std::memory_order_relaxed)) return nullptr;
       if (ProcG* g = Globrunqget(s, 0)) return g;
       Pidleput(s);
@@ -115,7 +115,7 @@ ProcG* Runtime::Findrunnable(Sched* s) {
       if (AnyWork()) {
         bool removed;
         {
-          std::lock_guard<std::mutex> l(mu_);
+          MutexLock l(&mu_);
           removed = PidleRemove(s);
         }
         if (removed) {
@@ -147,7 +147,7 @@ ProcG* Runtime::StealWork(Sched* s) {
       }
     }
     if (gsize_.load(std::memory_order_acquire) > 0) {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (ProcG* g = Globrunqget(s, 0)) return g;
     }
   }
@@ -171,7 +171,7 @@ void Runtime::Wakep() {
   }
   Sched* w;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     w = Pidleget();
   }
   if (w == nullptr) {
@@ -190,8 +190,8 @@ bool Runtime::AnyWork() const {
 }
 
 void Runtime::Park(Sched* s) {
-  std::unique_lock<std::mutex> l(s->note_mu);
-  s->note_cv.wait(l, [s]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return s->note; });
+  MutexLock l(&s->note_mu);
+  while (!s->note) s->note_cv.Wait(&s->note_mu);
   s->note = false;
   s->spinning = s->note_spinning;
   s->note_spinning = false;
@@ -199,11 +199,11 @@ void Runtime::Park(Sched* s) {
 
 void Runtime::Notewakeup(Sched* s, bool spinning) {
   {
-    std::lock_guard<std::mutex> l(s->note_mu);
+    MutexLock l(&s->note_mu);
     s->note = true;
     s->note_spinning = spinning;
   }
-  s->note_cv.notify_one();
+  s->note_cv.Signal();
 }
 
 void Runtime::Runqput(Sched* s, ProcG* g) {
@@ -218,7 +218,7 @@ void Runtime::Runqput(Sched* s, ProcG* g) {
 }
 
 void Runtime::Globrunqput(GList* batch) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   runq_.Append(batch);
   gsize_.store(runq_.n, std::memory_order_seq_cst);
 }
@@ -249,7 +249,7 @@ void Runtime::Pidleput(Sched* s) {
   // Every M idle, so every local queue empty (only an M fills its own, and
   // it parks with it empty), and the global queue empty: no G is left.
   if (idle == nprocs_ && runq_.empty() && waiters_ > 0) {
-    quiescent_.notify_all();
+    quiescent_.SignalAll();
   }
 }
 
@@ -277,11 +277,11 @@ bool Runtime::PidleRemove(Sched* s) {
 }
 
 void Runtime::Wait() {
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   ++waiters_;
-  quiescent_.wait(l, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return npidle_.load(std::memory_order_relaxed) == nprocs_ && runq_.empty();
-  });
+  while (npidle_.load(std::memory_order_relaxed) != nprocs_ || !runq_.empty()) {
+    quiescent_.Wait(&mu_);
+  }
   --waiters_;
 }
 
@@ -289,7 +289,7 @@ void Runtime::Stop() {
   Wait();
   Sched* idle;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     stopping_.store(true, std::memory_order_release);
     idle = pidle_;
     pidle_ = nullptr;
@@ -305,7 +305,7 @@ void Runtime::Stop() {
   threads_.clear();
   GList dead;
   {
-    std::lock_guard<std::mutex> l(gfree_mu_);
+    MutexLock l(&gfree_mu_);
     dead.Append(&gfree_);
   }
   while (ProcG* g = dead.PopFront()) Gdestroy(g);
