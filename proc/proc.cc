@@ -1,7 +1,6 @@
 // The public entry points of proc.h: Start / Wait / Stop and their context
-// checks, Newproc's halves, statistics, and fork() handling. The G lifecycle
-// is in g.cc, the scheduler loop and its queues in schedule.cc, switching in
-// switch.cc, segments in stack.cc.
+// checks, Go()'s out-of-line halves, statistics, Gosched, and fork()
+// handling. docs/proc.md lists where the rest of the runtime is.
 
 #include "proc/proc.h"
 
@@ -17,8 +16,10 @@
 #include "base/mutex.h"
 #include "base/throw.h"
 #include "proc/g.h"
-#include "proc/sched.h"
+#include "proc/out_of_line.h"
+#include "proc/runtime.h"
 #include "proc/switch.h"
+#include "proc/types.h"
 
 namespace stackalloc {
 namespace proc {

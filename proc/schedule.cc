@@ -10,8 +10,9 @@
 #include "base/mutex.h"
 #include "base/sanitizers.h"
 #include "base/throw.h"
+#include "proc/g.h"
 #include "proc/runq.h"
-#include "proc/sched.h"
+#include "proc/runtime.h"
 
 namespace stackalloc {
 namespace proc {

@@ -1,3 +1,6 @@
+// Segmented stacks: Go's newstack / oldstack on g0, Morestack with its fast
+// path through the G's own cache of segments, and StackRoom.
+
 #include "proc/stack.h"
 
 #include <cstdint>
@@ -8,9 +11,13 @@
 #include "base/sanitizers.h"
 #include "base/stack_sizes.h"
 #include "base/throw.h"
-#include "proc/sched.h"
+#include "proc/g.h"
+#include "proc/out_of_line.h"
+#include "proc/runtime.h"
 #include "proc/switch.h"
+#include "proc/types.h"
 #include "sched/m.h"
+#include "stackalloc.h"
 
 // call_on_stack_x86_64.S
 extern "C" void stackalloc_proc_call_on_stack(void* arg, void (*fn)(void*),

@@ -1,14 +1,14 @@
-// The scheduler's state (private to //proc): one Sched per M (Go 1.1's P and
-// M in one, since our Ms never block outside the scheduler) and the Runtime
-// that owns them, the global run queue, the idle list and the G free list.
-// docs/proc.md describes the queues and the parking protocol.
+// The running runtime's state (private to //proc): one Sched per M (Go
+// 1.1's P and M in one, since our Ms never block outside the scheduler) and
+// the Runtime that owns them, the global run queue, the idle list and the G
+// free list. docs/proc.md describes the queues and the parking protocol.
 //
 // Ownership: a Sched's plain fields belong to its M's thread; its run queue
 // is stolen from by other Ms; its counters are read by anyone. Runtime fields
 // say which lock guards them.
 
-#ifndef PROC_SCHED_H_
-#define PROC_SCHED_H_
+#ifndef PROC_RUNTIME_H_
+#define PROC_RUNTIME_H_
 
 #include <atomic>
 #include <cstdint>
@@ -19,8 +19,8 @@
 #include "absl/base/thread_annotations.h"
 #include "base/mutex.h"
 #include "proc/g.h"
-#include "proc/proc.h"
 #include "proc/runq.h"
+#include "proc/types.h"
 #include "sched/m.h"
 #include "stats/mstats.h"
 
@@ -76,29 +76,31 @@ struct alignas(64) Sched {
 
 class Runtime {
  public:
-  // scheds_ is complete before the runtime is published and never changes
-  // after, so ReadProcStats and thieves can walk it at any time.
+  // Construction, statistics and fork support (runtime.cc). scheds_ is
+  // complete before the runtime is published and never changes after, so
+  // ReadProcStats and thieves can walk it at any time.
   explicit Runtime(const Options& options);
   ~Runtime();
+  void StartMs();  // Starts the Ms' threads.
+  ProcStats Read() const;
+  // The runtime's locks, in order, held across fork(). Unchecked: the Ms'
+  // note locks are taken in a loop, which the analysis cannot follow.
+  void LockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  void UnlockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
-  void StartMs();
-
-  // Newproc's halves (on a G, an M's g0, or any thread).
+  // Go()'s steps, on a G, an M's g0 or any thread (lifecycle.cc): Gget
+  // takes a record, then Ready queues it or Gabort gives it back.
   ProcG* Gget();
   void Ready(ProcG* g);
   void Gabort(ProcG* g);
 
-  // Controlling thread.
+  // From the controlling thread (schedule.cc).
   void Wait();
   void Stop();
-  ProcStats Read() const;
-
-  // fork() support: the runtime's locks, in order. Unchecked: the Ms' note
-  // locks are taken in a loop, which the analysis cannot follow.
-  void LockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
-  void UnlockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
  private:
+  // The scheduler loop and its queues (schedule.cc).
+
   // An M's thread: the scheduler loop on g0 (Go's mstart / schedule).
   void Mstart(Sched* s);
   void Schedule(Sched* s);
@@ -114,11 +116,6 @@ class Runtime {
   void Park(Sched* s);  // Sleeps on s's note; sets s->spinning as handed.
   void Notewakeup(Sched* s, bool spinning);
 
-  // Runs g until it leaves this M, serving its requests on g0.
-  void Execute(Sched* s, ProcG* g);
-  void Gstart(Sched* s, ProcG* g);
-  bool Serve(Sched* s, ProcG* g);
-
   // Queues (Go's runqput, globrunqput, globrunqget).
   void Runqput(Sched* s, ProcG* g);
   void Globrunqput(GList* batch);
@@ -126,6 +123,13 @@ class Runtime {
   void Pidleput(Sched* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Sched* Pidleget() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool PidleRemove(Sched* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // The G lifecycle (lifecycle.cc).
+
+  // Runs g until it leaves this M, serving its requests on g0.
+  void Execute(Sched* s, ProcG* g);
+  void Gstart(Sched* s, ProcG* g);
+  bool Serve(Sched* s, ProcG* g);
 
   // G records (Go's gfput / gfget / malg).
   void Gfput(Sched* s, ProcG* g);
@@ -164,4 +168,4 @@ Sched* CurrentSched();
 }  // namespace proc
 }  // namespace stackalloc
 
-#endif  // PROC_SCHED_H_
+#endif  // PROC_RUNTIME_H_
