@@ -50,7 +50,7 @@ struct Stktop {
 // segments without g0, the stack pool or the scheduler.
 inline constexpr int kSegCache = 8;
 
-struct Sched;
+struct P;
 
 // A G of the runtime. stack_lo / stack_hi (in G) are the bounds of the
 // segment it runs on. A record outlives its G: when the G exits, the record,
@@ -58,8 +58,8 @@ struct Sched;
 // that M reuses it (Go's gfput / gfget); its TSan fiber goes to the M's
 // cache of fibers.
 struct ProcG : G {
-  Closure fn;              // The G's function; empty once it has run.
-  Sched* sched = nullptr;  // The M running the G, while it runs.
+  Closure fn;      // The G's function; empty once it has run.
+  P* p = nullptr;  // Its M's P, while it runs.
   // Where the G resumes; nullptr until an M first runs it.
   fcontext_t ctx = nullptr;
   // While the G runs: where its M's g0 waits for it.

@@ -56,33 +56,33 @@ void DropFiber(ProcG* g) {
 }  // namespace
 
 ProcG* Runtime::Gget() {
-  Sched* s = CurrentSched();
+  P* p = CurrentP();
   ProcG* g;
-  if (s != nullptr) {
-    g = Gfget(s);
+  if (p != nullptr) {
+    g = Gfget(p);
   } else {
     MutexLock l(&gfree_mu_);
     g = gfree_.PopFront();
   }
   if (g == nullptr) {
     // A new record, on g0: malloc may want more stack than a G reserves.
-    auto malg = [&] { g = Malg(s); };
+    auto malg = [&] { g = Malg(p); };
     SystemstackCall(malg);
   }
-  if (s == nullptr) {
+  if (p == nullptr) {
     g->goid = goidgen_.fetch_add(1, std::memory_order_relaxed);
   } else {
-    if (s->goid_next == s->goid_end) {
-      s->goid_next = goidgen_.fetch_add(kGoidBatch, std::memory_order_relaxed);
-      s->goid_end = s->goid_next + kGoidBatch;
+    if (p->goid_next == p->goid_end) {
+      p->goid_next = goidgen_.fetch_add(kGoidBatch, std::memory_order_relaxed);
+      p->goid_end = p->goid_next + kGoidBatch;
     }
-    g->goid = s->goid_next++;
+    g->goid = p->goid_next++;
   }
   return g;
 }
 
 void Runtime::Ready(ProcG* g) {
-  if (Sched* s = CurrentSched()) return Runqput(s, g);
+  if (P* p = CurrentP()) return Runqput(p, g);
   GList one;
   one.PushBack(g);
   Globrunqput(&one);
@@ -91,39 +91,39 @@ void Runtime::Ready(ProcG* g) {
 
 void Runtime::Gabort(ProcG* g) {
   g->fn.Destroy();
-  if (Sched* s = CurrentSched()) return Gfput(s, g);
+  if (P* p = CurrentP()) return Gfput(p, g);
   MutexLock l(&gfree_mu_);
   gfree_.PushFront(g);
 }
 
-ProcG* Runtime::Malg(Sched* s) {
+ProcG* Runtime::Malg(P* p) {
   auto* g = new ProcG;
-  if (s != nullptr) {
-    s->g_allocs.Add(1);
+  if (p != nullptr) {
+    p->g_allocs.Add(1);
   } else {
     g_allocs_.fetch_add(1, std::memory_order_relaxed);
   }
   return g;
 }
 
-void Runtime::Gfput(Sched* s, ProcG* g) {
-  s->gfree.PushFront(g);  // LIFO: the next spawn gets the warmest stack.
-  if (s->gfree.n < kGfreeMax) return;
+void Runtime::Gfput(P* p, ProcG* g) {
+  p->gfree.PushFront(g);  // LIFO: the next spawn gets the warmest stack.
+  if (p->gfree.n < kGfreeMax) return;
   GList cold;
-  s->gfree.SplitAfter(kGfreeKeep, &cold);
+  p->gfree.SplitAfter(kGfreeKeep, &cold);
   MutexLock l(&gfree_mu_);
   gfree_.Append(&cold);
 }
 
-ProcG* Runtime::Gfget(Sched* s) {
-  if (ProcG* g = s->gfree.PopFront()) return g;
+ProcG* Runtime::Gfget(P* p) {
+  if (ProcG* g = p->gfree.PopFront()) return g;
   MutexLock l(&gfree_mu_);
   for (int i = 0; i < kGfreeBatch; ++i) {
     ProcG* g = gfree_.PopFront();
     if (g == nullptr) break;
-    s->gfree.PushBack(g);
+    p->gfree.PushBack(g);
   }
-  return s->gfree.PopFront();
+  return p->gfree.PopFront();
 }
 
 void Runtime::Gdestroy(ProcG* g) {
@@ -136,12 +136,12 @@ void Runtime::Gdestroy(ProcG* g) {
   delete g;
 }
 
-void Runtime::Mexit(Sched* s) {
-  while (ProcG* g = s->gfree.PopFront()) Gdestroy(g);
-  while (s->nfibers > 0) sanitizer::DestroyFiber(s->fibers[--s->nfibers]);
+void Runtime::Mexit(P* p) {
+  while (ProcG* g = p->gfree.PopFront()) Gdestroy(g);
+  while (p->nfibers > 0) sanitizer::DestroyFiber(p->fibers[--p->nfibers]);
 }
 
-void Runtime::Gstart(Sched* s, ProcG* g) {
+void Runtime::Gstart(P* p, ProcG* g) {
   if (g->stack == nullptr) {
     void* v = options_.stack_source.alloc(kFixedStack);
     if (v == nullptr) Throw("newproc: out of stack memory");
@@ -155,24 +155,24 @@ void Runtime::Gstart(Sched* s, ProcG* g) {
   // threads (at most 8128), and queued or dead records may be many more.
   if (sanitizer::kTsan) {
     g->tsan_fiber =
-        s->nfibers > 0 ? s->fibers[--s->nfibers] : sanitizer::CreateFiber();
+        p->nfibers > 0 ? p->fibers[--p->nfibers] : sanitizer::CreateFiber();
   }
-  s->gs_started.Add(1);
+  p->gs_started.Add(1);
 }
 
-void Runtime::Execute(Sched* s, ProcG* g) {
-  M* m = s->m;
-  if (g->ctx == nullptr) Gstart(s, g);
+void Runtime::Execute(P* p, ProcG* g) {
+  M* m = p->m;
+  if (g->ctx == nullptr) Gstart(p, g);
   do {
     g->m = m;
-    g->sched = s;
+    g->p = p;
     m->set_curg(g);
-    SwitchToG(g, s->tsan_fiber);
+    SwitchToG(g, p->tsan_fiber);
     m->set_curg(m->g0());
-  } while (Serve(s, g));
+  } while (Serve(p, g));
 }
 
-bool Runtime::Serve(Sched* s, ProcG* g) {
+bool Runtime::Serve(P* p, ProcG* g) {
   const Req r = g->req;
   g->req = Req::kNone;
   switch (r) {
@@ -187,9 +187,9 @@ bool Runtime::Serve(Sched* s, ProcG* g) {
       return true;
     case Req::kMorestack:
       if (Newstack(g, options_.stack_source) > kFixedStack) {
-        s->large_segments.Add(1);
+        p->large_segments.Add(1);
       }
-      s->segments.Add(1);
+      p->segments.Add(1);
       STACKALLOC_DCHECK((CheckSegmentChain(g), true));
       return true;
     case Req::kLessstack:
@@ -201,18 +201,18 @@ bool Runtime::Serve(Sched* s, ProcG* g) {
       // Frames that never returned leave ASan redzones behind.
       sanitizer::UnpoisonMemory(g->stack, kFixedStack);
       if (sanitizer::kTsan) {
-        if (s->nfibers < kFiberCache) {
-          s->fibers[s->nfibers++] = g->tsan_fiber;
+        if (p->nfibers < kFiberCache) {
+          p->fibers[p->nfibers++] = g->tsan_fiber;
           g->tsan_fiber = nullptr;
         } else {
           DropFiber(g);
         }
       }
       g->ctx = nullptr;
-      g->sched = nullptr;
+      g->p = nullptr;
       g->m = nullptr;
-      s->gs_finished.Add(1);
-      Gfput(s, g);
+      p->gs_finished.Add(1);
+      Gfput(p, g);
       return false;
     case Req::kNone:
       break;

@@ -56,7 +56,7 @@ thread_local int spawns_cut_by_fork_here = 0;
 Runtime* TheRuntime() { return the_runtime.load(std::memory_order_acquire); }
 
 bool ExternalSpawner() {
-  return CurrentG() == nullptr && CurrentSched() == nullptr;
+  return CurrentG() == nullptr && CurrentP() == nullptr;
 }
 
 [[noreturn]] void NoRuntime(const char* what, bool forked = false) {
@@ -78,7 +78,7 @@ void CheckControlContext(const char* what) {
   const char* where = nullptr;
   if (CurrentG() != nullptr) {
     where = " called from a G (it would wait for itself)";
-  } else if (CurrentSched() != nullptr) {
+  } else if (CurrentP() != nullptr) {
     where = " called on an M's scheduler stack (it would wait for itself)";
   }
   if (where == nullptr && spawns_in_flight_here != 0 &&

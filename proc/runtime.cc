@@ -17,9 +17,9 @@ namespace internal {
 Runtime::Runtime(const Options& options)
     : options_(options), nprocs_(options.gomaxprocs) {
   for (int i = 0; i < nprocs_; ++i) {
-    scheds_.push_back(std::make_unique<Sched>());
-    scheds_.back()->id = i;
-    scheds_.back()->stack_source = &options_.stack_source;
+    allp_.push_back(std::make_unique<P>());
+    allp_.back()->id = i;
+    allp_.back()->stack_source = &options_.stack_source;
   }
 }
 
@@ -27,21 +27,21 @@ Runtime::~Runtime() = default;
 
 void Runtime::StartMs() {
   for (int i = 0; i < nprocs_; ++i) {
-    threads_.emplace_back(&Runtime::Mstart, this, scheds_[i].get());
+    threads_.emplace_back(&Runtime::Mstart, this, allp_[i].get());
   }
 }
 
 ProcStats Runtime::Read() const {
   ProcStats st;
   st.g_allocs = static_cast<uint64_t>(g_allocs_.load());
-  for (const auto& s : scheds_) {
-    st.gs_started += s->gs_started.value();
-    st.gs_finished += s->gs_finished.value();
-    st.segments += s->segments.value();
-    st.large_segments += s->large_segments.value();
-    st.segments_reused += s->segments_reused.value();
-    st.gs_stolen += s->gs_stolen.value();
-    st.g_allocs += s->g_allocs.value();
+  for (const auto& p : allp_) {
+    st.gs_started += p->gs_started.value();
+    st.gs_finished += p->gs_finished.value();
+    st.segments += p->segments.value();
+    st.large_segments += p->large_segments.value();
+    st.segments_reused += p->segments_reused.value();
+    st.gs_stolen += p->gs_stolen.value();
+    st.g_allocs += p->g_allocs.value();
   }
   return st;
 }
@@ -49,11 +49,11 @@ ProcStats Runtime::Read() const {
 void Runtime::LockAll() {
   mu_.Lock();
   gfree_mu_.Lock();
-  for (auto& s : scheds_) s->note_mu.Lock();
+  for (auto& p : allp_) p->note_mu.Lock();
 }
 
 void Runtime::UnlockAll() {
-  for (auto& s : scheds_) s->note_mu.Unlock();
+  for (auto& p : allp_) p->note_mu.Unlock();
   gfree_mu_.Unlock();
   mu_.Unlock();
 }

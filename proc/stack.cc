@@ -188,8 +188,7 @@ void CachedSegmentBody(void* arg) {
     Systemstack(
         [](void* p) {
           auto* h = static_cast<ProcG*>(p);
-          h->sched->stack_source->free(h->segcache[--h->nsegcache],
-                                       kFixedStack);
+          h->p->stack_source->free(h->segcache[--h->nsegcache], kFixedStack);
         },
         g);
   }
@@ -214,8 +213,8 @@ ABSL_ATTRIBUTE_NOINLINE void MorestackDirect(ProcG* g, void (*fn)(void*),
   Stktop* top = PushSegment(g, v, kFixedStack, nullptr);
   g->req_fn = fn;
   g->req_arg = arg;
-  g->sched->segments.Add(1);  // This M's counters: the G runs on its thread.
-  g->sched->segments_reused.Add(1);
+  g->p->segments.Add(1);  // This M's counters: the G runs on its thread.
+  g->p->segments_reused.Add(1);
   void* fake = nullptr;
   sanitizer::StartSwitchFiber(&fake, v, kFixedStack);
   stackalloc_proc_call_on_stack(g, &CachedSegmentBody, top);
