@@ -1,9 +1,10 @@
-// The fiber runtime's G record and what a G asks of its M's g0 (private to
-// //proc).
+// The fiber runtime's G record (private to //proc): ProcG, the link record
+// of a stack segment (Stktop), what a G asks of its M's g0 (Req), and which
+// G runs on this thread.
 //
-// Ownership: a G belongs to the runtime from Newproc until it finishes; at
-// any time it is either queued, running on one M, or being served by that
-// M's g0, and only that one thread touches it.
+// Ownership: a G belongs to the runtime from NewprocStart until it
+// finishes; at any time it is either queued, running on one M, or being
+// served by that M's g0, and only that one thread touches it.
 
 #ifndef PROC_G_H_
 #define PROC_G_H_
@@ -12,7 +13,7 @@
 #include <cstdint>
 
 #include "boost/context/detail/fcontext.hpp"
-#include "proc/proc.h"
+#include "proc/closure.h"
 #include "sched/m.h"
 
 namespace stackalloc {
@@ -49,15 +50,16 @@ struct Stktop {
 // segments without g0, the stack pool or the scheduler.
 inline constexpr int kSegCache = 8;
 
-struct Sched;
+struct P;
 
 // A G of the runtime. stack_lo / stack_hi (in G) are the bounds of the
-// segment it runs on. A record outlives its G: when the G exits, the record
-// (with its first stack and TSan fiber) goes on its M's free list, and the
-// next spawn on that M reuses it (Go's gfput / gfget).
+// segment it runs on. A record outlives its G: when the G exits, the record,
+// with its first stack, goes on its M's free list, and the next spawn on
+// that M reuses it (Go's gfput / gfget); its TSan fiber goes to the M's
+// cache of fibers.
 struct ProcG : G {
-  Closure fn;              // The G's function; empty once it has run.
-  Sched* sched = nullptr;  // The M running the G, while it runs.
+  Closure fn;      // The G's function; empty once it has run.
+  P* p = nullptr;  // Its M's P, while it runs.
   // Where the G resumes; nullptr until an M first runs it.
   fcontext_t ctx = nullptr;
   // While the G runs: where its M's g0 waits for it.

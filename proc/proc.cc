@@ -1,7 +1,6 @@
 // The public entry points of proc.h: Start / Wait / Stop and their context
-// checks, Newproc's halves, statistics, and fork() handling. The G lifecycle
-// is in g.cc, the scheduler loop and its queues in schedule.cc, switching in
-// switch.cc, segments in stack.cc.
+// checks, Go()'s out-of-line halves, statistics, Gosched, and fork()
+// handling. docs/proc.md lists where the rest of the runtime is.
 
 #include "proc/proc.h"
 
@@ -14,10 +13,13 @@
 
 #include "absl/base/attributes.h"
 #include "absl/base/thread_annotations.h"
+#include "base/mutex.h"
 #include "base/throw.h"
 #include "proc/g.h"
-#include "proc/sched.h"
+#include "proc/out_of_line.h"
+#include "proc/runtime.h"
 #include "proc/switch.h"
+#include "proc/types.h"
 
 namespace stackalloc {
 namespace proc {
@@ -28,8 +30,8 @@ namespace {
 // control_mu; everyone else reads it with one acquire load.
 std::atomic<Runtime*> the_runtime{nullptr};
 // Start and Stop's teardown (never held while waiting for Gs: a G may fork).
-std::mutex control_mu;
-std::mutex stats_mu;
+Mutex control_mu;
+Mutex stats_mu;
 ProcStats last_stats ABSL_GUARDED_BY(stats_mu);  // Of the last runtime.
 // Set in the child of a fork() taken while a runtime ran, until the next
 // Start: that runtime's Ms are gone, and it is abandoned.
@@ -54,7 +56,7 @@ thread_local int spawns_cut_by_fork_here = 0;
 Runtime* TheRuntime() { return the_runtime.load(std::memory_order_acquire); }
 
 bool ExternalSpawner() {
-  return CurrentG() == nullptr && CurrentSched() == nullptr;
+  return CurrentG() == nullptr && CurrentP() == nullptr;
 }
 
 [[noreturn]] void NoRuntime(const char* what, bool forked = false) {
@@ -76,7 +78,7 @@ void CheckControlContext(const char* what) {
   const char* where = nullptr;
   if (CurrentG() != nullptr) {
     where = " called from a G (it would wait for itself)";
-  } else if (CurrentSched() != nullptr) {
+  } else if (CurrentP() != nullptr) {
     where = " called on an M's scheduler stack (it would wait for itself)";
   }
   if (where == nullptr && spawns_in_flight_here != 0 &&
@@ -141,19 +143,19 @@ void NewprocAbort(ProcG* g) {
 
 // fork(): the runtime's locks are held across it, so the child finds them
 // consistent; the child then abandons the runtime (its Ms did not follow).
-void ForkPrepare() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  control_mu.lock();
-  stats_mu.lock();
+void ForkPrepare() ABSL_EXCLUSIVE_LOCK_FUNCTION(control_mu, stats_mu) {
+  control_mu.Lock();
+  stats_mu.Lock();
   if (Runtime* rt = TheRuntime()) rt->LockAll();
 }
 
-void ForkParent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+void ForkParent() ABSL_UNLOCK_FUNCTION(control_mu, stats_mu) {
   if (Runtime* rt = TheRuntime()) rt->UnlockAll();
-  stats_mu.unlock();
-  control_mu.unlock();
+  stats_mu.Unlock();
+  control_mu.Unlock();
 }
 
-void ForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+void ForkChild() ABSL_UNLOCK_FUNCTION(control_mu, stats_mu) {
   if (Runtime* rt = TheRuntime()) {
     rt->UnlockAll();
     last_stats = rt->Read();  // Leaked: its threads may have held anything.
@@ -165,8 +167,8 @@ void ForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   external_spawns.store(0, std::memory_order_relaxed);
   spawns_cut_by_fork_here += spawns_in_flight_here;
   spawns_in_flight_here = 0;
-  stats_mu.unlock();
-  control_mu.unlock();
+  stats_mu.Unlock();
+  control_mu.Unlock();
 }
 
 }  // namespace internal
@@ -188,7 +190,7 @@ void Start(const Options& options) {
     pthread_atfork(&internal::ForkPrepare, &internal::ForkParent,
                    &internal::ForkChild);
   });
-  std::lock_guard<std::mutex> l(internal::control_mu);
+  MutexLock l(&internal::control_mu);
   if (internal::TheRuntime() != nullptr) {
     Throw("proc: Start while a runtime runs (Stop it first)");
   }
@@ -224,10 +226,10 @@ void Stop() {
   while (internal::external_spawns.load(std::memory_order_seq_cst) != 0) {
     std::this_thread::yield();
   }
-  std::lock_guard<std::mutex> l(internal::control_mu);
+  MutexLock l(&internal::control_mu);
   rt->Stop();  // Every G finished and every M ended.
   {
-    std::lock_guard<std::mutex> s(internal::stats_mu);
+    MutexLock s(&internal::stats_mu);
     internal::last_stats = rt->Read();
     internal::the_runtime.store(nullptr, std::memory_order_release);
   }
@@ -235,7 +237,7 @@ void Stop() {
 }
 
 ProcStats ReadProcStats() {
-  std::lock_guard<std::mutex> l(internal::stats_mu);
+  MutexLock l(&internal::stats_mu);
   internal::Runtime* rt = internal::TheRuntime();
   return rt != nullptr ? rt->Read() : internal::last_stats;
 }

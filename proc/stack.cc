@@ -1,3 +1,6 @@
+// Segmented stacks: Go's newstack / oldstack on g0, Morestack with its fast
+// path through the G's own cache of segments, and StackRoom.
+
 #include "proc/stack.h"
 
 #include <cstdint>
@@ -8,9 +11,13 @@
 #include "base/sanitizers.h"
 #include "base/stack_sizes.h"
 #include "base/throw.h"
-#include "proc/sched.h"
+#include "proc/g.h"
+#include "proc/out_of_line.h"
+#include "proc/runtime.h"
 #include "proc/switch.h"
+#include "proc/types.h"
 #include "sched/m.h"
+#include "stackalloc.h"
 
 // call_on_stack_x86_64.S
 extern "C" void stackalloc_proc_call_on_stack(void* arg, void (*fn)(void*),
@@ -181,8 +188,7 @@ void CachedSegmentBody(void* arg) {
     Systemstack(
         [](void* p) {
           auto* h = static_cast<ProcG*>(p);
-          h->sched->stack_source->free(h->segcache[--h->nsegcache],
-                                       kFixedStack);
+          h->p->stack_source->free(h->segcache[--h->nsegcache], kFixedStack);
         },
         g);
   }
@@ -207,8 +213,8 @@ ABSL_ATTRIBUTE_NOINLINE void MorestackDirect(ProcG* g, void (*fn)(void*),
   Stktop* top = PushSegment(g, v, kFixedStack, nullptr);
   g->req_fn = fn;
   g->req_arg = arg;
-  g->sched->segments.Add(1);  // This M's counters: the G runs on its thread.
-  g->sched->segments_reused.Add(1);
+  g->p->segments.Add(1);  // This M's counters: the G runs on its thread.
+  g->p->segments_reused.Add(1);
   void* fake = nullptr;
   sanitizer::StartSwitchFiber(&fake, v, kFixedStack);
   stackalloc_proc_call_on_stack(g, &CachedSegmentBody, top);

@@ -2,12 +2,14 @@
 // 1.3: morestack -> newstack gives a G a new segment for a frame that does
 // not fit, lessstack -> oldstack takes it back.
 //
-// A G asks with Morestack() (proc.h); its M's g0 serves the request with
-// Newstack() and, when the frame returns, Oldstack(). The segment chain of a
-// G is the list of Stktop records from g->top down; each segment after the
-// first holds its Stktop at its top.
+// A G asks with Morestack() (out_of_line.h); its M's g0 serves the request
+// with Newstack() and, when the frame returns, Oldstack(). The segment chain
+// of a G is the list of Stktop records from g->top down; each segment after
+// the first holds its Stktop at its top. Morestack and StackRoom are defined
+// in stack.cc too.
 //
-// Called on g0 only, by the M that runs the G.
+// Called on g0 only: by the M that runs the G, or (FreeSegcache) by the
+// thread that frees a dead G's record.
 
 #ifndef PROC_STACK_H_
 #define PROC_STACK_H_
@@ -15,7 +17,7 @@
 #include <cstddef>
 
 #include "proc/g.h"
-#include "proc/proc.h"
+#include "proc/types.h"
 
 namespace stackalloc {
 namespace proc {

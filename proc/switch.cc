@@ -2,6 +2,8 @@
 
 #include "base/sanitizers.h"
 #include "base/throw.h"
+#include "proc/g.h"
+#include "proc/out_of_line.h"
 
 namespace stackalloc {
 namespace proc {
@@ -51,6 +53,14 @@ STACKALLOC_NO_TSAN_FRAME void McallDrop(ProcG* g, Req r) {
   BeforeMcall(g, nullptr);  // nullptr: ASan drops the stack's fake frames.
   jump_fcontext(g->g0ctx, nullptr);
   Throw("mcall: a dropped G was resumed");
+}
+
+void Systemstack(void (*fn)(void*), void* arg) {
+  ProcG* g = CurrentG();
+  if (g == nullptr) return fn(arg);
+  g->req_fn = fn;
+  g->req_arg = arg;
+  Mcall(g, Req::kSystemstack);
 }
 
 }  // namespace internal

@@ -4,7 +4,8 @@
 // g0 runs a G with SwitchToG(); the G comes back with Mcall() (it will be
 // resumed) or McallDrop() (its stack is about to be freed). A new context
 // starts in an entry function, which first calls AfterResume() and reads
-// its G from the transfer record.
+// its G from the transfer record. Systemstack(fn, arg) (out_of_line.h) is
+// defined here too: an Mcall that asks g0 to run fn.
 //
 // Every function acts on the calling thread; a G is switched to by one
 // thread at a time (the runtime's ownership rule, see g.h).

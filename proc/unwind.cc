@@ -1,16 +1,11 @@
-// Exceptions on Gs (private to //proc).
-//
-// The unwinder runs on the throwing G's own stack and needs 3.4-4 KiB there
-// (see kUnwindStack); a G's first stack is 4 KiB, so a throw with less room
-// runs into the guard page below the stack and dies with the overflow
-// report, which names the G. We do not interpose the unwinder to refuse
-// such a throw earlier: that would put our code in front of every exception
-// of every program that links the runtime. Code that throws catches inside
-// WithStack(kUnwindStack, ...); an exception must not cross a segment.
+// The deaths of exceptions that try to leave a stack segment or a
+// Systemstack function: the unwinder cannot cross from one stack to another.
+// docs/proc.md says how much stack a throw needs on a G, and why we do not
+// refuse a throw earlier.
 
 #include "base/throw.h"
 #include "proc/g.h"
-#include "proc/proc.h"
+#include "proc/out_of_line.h"
 
 namespace stackalloc {
 namespace proc {

@@ -1,5 +1,7 @@
-// The scheduler: work stealing, exact statistics at scale, fairness of
-// Gosched, Wait/Stop with Gs on every queue, spawning without allocation.
+// The scheduler loop (schedule.cc) and the G lifecycle it drives
+// (lifecycle.cc): work stealing, exact statistics at scale, fairness of
+// Gosched, Wait/Stop with Gs on every queue, spawning without allocation,
+// closures inline and on the heap.
 
 #include <atomic>
 #include <chrono>
@@ -32,7 +34,7 @@ namespace stackalloc {
 namespace proc {
 namespace {
 
-class SchedTest : public ::testing::Test {
+class ScheduleTest : public ::testing::Test {
  protected:
   void SetUp() override { inuse_ = ReadMemStats().stacks_inuse; }
   void TearDown() override {
@@ -61,7 +63,7 @@ void Spin(std::chrono::microseconds d) {
 // queue: a G that ran on another M got there only by being stolen. (With
 // 1,000 Gs the overflow went to the global queue, other Ms took it from
 // there, and a run could end with Gs elsewhere but none stolen.)
-TEST_F(SchedTest, GsSpawnedOnOneMRunOnOthers) {
+TEST_F(ScheduleTest, GsSpawnedOnOneMRunOnOthers) {
   constexpr int kGs = 200;
   static_assert(kGs < internal::LocalRunq::kSize,
                 "no G may overflow to the global queue");
@@ -100,7 +102,7 @@ TEST_F(SchedTest, GsSpawnedOnOneMRunOnOthers) {
 }
 
 // 1,000 Gs spawned from main each spawn 99: 100,000 Gs on 4 Ms.
-TEST_F(SchedTest, HundredThousandGsOnFourMsExactStatistics) {
+TEST_F(ScheduleTest, HundredThousandGsOnFourMsExactStatistics) {
   constexpr int kParents = 1000;
   constexpr int kChildren = 99;
   constexpr int kGs = kParents * (1 + kChildren);
@@ -135,7 +137,7 @@ TEST_F(SchedTest, HundredThousandGsOnFourMsExactStatistics) {
 
 // A G that spawns and yields in a loop, on one M: the G queued before it
 // still runs, long before the loop would end.
-TEST_F(SchedTest, SpawnAndYieldLoopCannotStarveOthers) {
+TEST_F(ScheduleTest, SpawnAndYieldLoopCannotStarveOthers) {
   constexpr int kMaxTurns = 100000;
   for (int procs : {1, 2}) {
     StartRuntime(procs);
@@ -172,7 +174,7 @@ TEST_F(SchedTest, SpawnAndYieldLoopCannotStarveOthers) {
 
 // Gs that spawn Gs without yielding keep their M's local queue full; the
 // global queue is still served (every 61st schedule looks there first).
-TEST_F(SchedTest, LocalWorkCannotStarveTheGlobalQueue) {
+TEST_F(ScheduleTest, LocalWorkCannotStarveTheGlobalQueue) {
   StartRuntime(1);
   std::atomic<bool> global_ran{false};
   std::atomic<int64_t> local_runs{0};
@@ -201,7 +203,7 @@ TEST_F(SchedTest, LocalWorkCannotStarveTheGlobalQueue) {
 // Both Ms run a G that spins (never yields) after spawning 300 Gs: each M
 // holds a runnext G, a full ring, and the overflow is on the global queue.
 // Wait and Stop block until every one of them has run.
-TEST_F(SchedTest, WaitAndStopWithGsOnEveryQueue) {
+TEST_F(ScheduleTest, WaitAndStopWithGsOnEveryQueue) {
   constexpr int kSpinners = 2;
   constexpr int kEach = 300;  // > the ring's 256: runnext, ring and global.
   for (bool stop_directly : {false, true}) {
@@ -246,7 +248,7 @@ TEST_F(SchedTest, WaitAndStopWithGsOnEveryQueue) {
 
 // After warm-up, a chain of spawns makes no G record and calls no operator
 // new: records, stacks and closures all come from the M's free list.
-TEST_F(SchedTest, SteadyStateSpawnAllocatesNothing) {
+TEST_F(ScheduleTest, SteadyStateSpawnAllocatesNothing) {
   constexpr int64_t kChain = 10000;
   StartRuntime(1);
   struct Chain {
@@ -281,7 +283,7 @@ TEST_F(SchedTest, SteadyStateSpawnAllocatesNothing) {
 }
 
 // Closures: inline ones and those too large to be, each destroyed once.
-TEST_F(SchedTest, ClosuresInlineAndOnTheHeapAreDestroyedOnce) {
+TEST_F(ScheduleTest, ClosuresInlineAndOnTheHeapAreDestroyedOnce) {
   static std::atomic<int> alive{0};
   static std::atomic<int> calls{0};
   struct Counted {
@@ -303,7 +305,7 @@ TEST_F(SchedTest, ClosuresInlineAndOnTheHeapAreDestroyedOnce) {
 
 // A closure whose copy throws: the exception reaches the spawner, and the
 // record goes back (the runtime keeps working).
-TEST_F(SchedTest, ClosureCopyThatThrowsReachesTheSpawner) {
+TEST_F(ScheduleTest, ClosureCopyThatThrowsReachesTheSpawner) {
   struct Throws {
     Throws() = default;
     Throws(const Throws&) { throw 7; }

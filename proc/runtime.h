@@ -1,27 +1,26 @@
-// The scheduler's state (private to //proc): one Sched per M (Go 1.1's P and
-// M in one, since our Ms never block outside the scheduler) and the Runtime
-// that owns them, the global run queue, the idle list and the G free list.
-// docs/proc.md describes the queues and the parking protocol.
+// The running runtime's state (private to //proc): a P for each M, and the
+// Runtime (Go's sched) that owns them, the global run queue, the idle list
+// and the G free list. docs/proc.md describes the queues and the parking
+// protocol.
 //
-// Ownership: a Sched's plain fields belong to its M's thread; its run queue
-// is stolen from by other Ms; its counters are read by anyone. Runtime fields
+// Ownership: a P's plain fields belong to its M's thread; its run queue is
+// stolen from by other Ms; its counters are read by anyone. Runtime fields
 // say which lock guards them.
 
-#ifndef PROC_SCHED_H_
-#define PROC_SCHED_H_
+#ifndef PROC_RUNTIME_H_
+#define PROC_RUNTIME_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "base/mutex.h"
 #include "proc/g.h"
-#include "proc/proc.h"
 #include "proc/runq.h"
+#include "proc/types.h"
 #include "sched/m.h"
 #include "stats/mstats.h"
 
@@ -40,7 +39,10 @@ inline constexpr int kFiberCache = 16;
 // goids an M takes from the global counter at a time (Go's _GoidCacheBatch).
 inline constexpr int64_t kGoidBatch = 16;
 
-struct alignas(64) Sched {
+// An M's scheduling state: Go 1.1's P, with the M's own share (its park
+// note, its TSan fiber). A P never changes M: our Ms never block outside the
+// scheduler, so they never need to hand their P to another.
+struct alignas(64) P {
   LocalRunq runq;
 
   // The M's thread only.
@@ -58,12 +60,12 @@ struct alignas(64) Sched {
   int nfibers = 0;
 
   // The park note (Go's m->park): set by a waker, cleared by the sleeper.
-  std::mutex note_mu;
-  std::condition_variable note_cv;
+  Mutex note_mu;
+  CondVar note_cv;
   bool note ABSL_GUARDED_BY(note_mu) = false;
   bool note_spinning ABSL_GUARDED_BY(note_mu) = false;  // Handed over.
 
-  Sched* idlelink = nullptr;  // Guarded by Runtime::mu_ (on the idle list).
+  P* idlelink = nullptr;  // Guarded by Runtime::mu_ (on the idle list).
 
   // Written by the M, read by anyone.
   SingleWriterCounter gs_started;
@@ -77,66 +79,71 @@ struct alignas(64) Sched {
 
 class Runtime {
  public:
-  // scheds_ is complete before the runtime is published and never changes
-  // after, so ReadProcStats and thieves can walk it at any time.
+  // Construction, statistics and fork support (runtime.cc). allp_ is
+  // complete before the runtime is published and never changes after, so
+  // ReadProcStats and thieves can walk it at any time.
   explicit Runtime(const Options& options);
   ~Runtime();
+  void StartMs();  // Starts the Ms' threads.
+  ProcStats Read() const;
+  // The runtime's locks, in order, held across fork(). Unchecked: the Ms'
+  // note locks are taken in a loop, which the analysis cannot follow.
+  void LockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  void UnlockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
-  void StartMs();
-
-  // Newproc's halves (on a G, an M's g0, or any thread).
+  // Go()'s steps, on a G, an M's g0 or any thread (lifecycle.cc): Gget
+  // takes a record, then Ready queues it or Gabort gives it back.
   ProcG* Gget();
   void Ready(ProcG* g);
   void Gabort(ProcG* g);
 
-  // Controlling thread.
+  // From the controlling thread (schedule.cc).
   void Wait();
   void Stop();
-  ProcStats Read() const;
-
-  // fork() support: the runtime's locks, in order.
-  void LockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
-  void UnlockAll() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
  private:
+  // The scheduler loop and its queues (schedule.cc).
+
   // An M's thread: the scheduler loop on g0 (Go's mstart / schedule).
-  void Mstart(Sched* s);
-  void Schedule(Sched* s);
+  void Mstart(P* p);
+  void Schedule(P* p);
   // Blocks for the next G; nullptr when the runtime stops.
-  ProcG* Findrunnable(Sched* s);
-  ProcG* StealWork(Sched* s);
+  ProcG* Findrunnable(P* p);
+  ProcG* StealWork(P* p);
   // After a spinning M found work (Go's resetspinning).
-  void Resetspinning(Sched* s);
+  void Resetspinning(P* p);
   // Starts a spinning M if an M is idle and none spins.
   void Wakep();
   // Whether any run queue or the global queue looked non-empty.
   bool AnyWork() const;
-  void Park(Sched* s);  // Sleeps on s's note; sets s->spinning as handed.
-  void Notewakeup(Sched* s, bool spinning);
-
-  // Runs g until it leaves this M, serving its requests on g0.
-  void Execute(Sched* s, ProcG* g);
-  void Gstart(Sched* s, ProcG* g);
-  bool Serve(Sched* s, ProcG* g);
+  void Park(P* p);  // Sleeps on p's note; sets p->spinning as handed.
+  void Notewakeup(P* p, bool spinning);
 
   // Queues (Go's runqput, globrunqput, globrunqget).
-  void Runqput(Sched* s, ProcG* g);
+  void Runqput(P* p, ProcG* g);
   void Globrunqput(GList* batch);
-  ProcG* Globrunqget(Sched* s, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Pidleput(Sched* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Sched* Pidleget() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool PidleRemove(Sched* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ProcG* Globrunqget(P* p, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Pidleput(P* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  P* Pidleget() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool PidleRemove(P* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // The G lifecycle (lifecycle.cc).
+
+  // Runs g until it leaves this M, serving its requests on g0.
+  void Execute(P* p, ProcG* g);
+  void Gstart(P* p, ProcG* g);
+  bool Serve(P* p, ProcG* g);
 
   // G records (Go's gfput / gfget / malg).
-  void Gfput(Sched* s, ProcG* g);
-  ProcG* Gfget(Sched* s);
-  ProcG* Malg(Sched* s);
+  void Gfput(P* p, ProcG* g);
+  ProcG* Gfget(P* p);
+  ProcG* Malg(P* p);
   void Gdestroy(ProcG* g);  // On g0: its stack back, the record deleted.
-  void Mexit(Sched* s);     // Frees the M's dead Gs.
+  void Mexit(P* p);         // Frees the M's dead Gs.
 
   const Options options_;
   const int nprocs_;
-  std::vector<std::unique_ptr<Sched>> scheds_;
+  std::vector<std::unique_ptr<P>> allp_;
   std::vector<std::thread> threads_;
 
   std::atomic<int64_t> goidgen_{1};
@@ -145,23 +152,23 @@ class Runtime {
   std::atomic<int64_t> gsize_{0};   // runq_.n, written under mu_.
   std::atomic<bool> stopping_{false};
 
-  std::mutex mu_;                      // Go's sched.lock.
-  std::condition_variable quiescent_;  // All Ms idle, no G queued.
+  Mutex mu_;           // Go's sched.lock.
+  CondVar quiescent_;  // All Ms idle, no G queued.
   GList runq_ ABSL_GUARDED_BY(mu_);
-  Sched* pidle_ ABSL_GUARDED_BY(mu_) = nullptr;
+  P* pidle_ ABSL_GUARDED_BY(mu_) = nullptr;
   int waiters_ ABSL_GUARDED_BY(mu_) = 0;
 
-  std::mutex gfree_mu_;  // Go's sched.gFree.lock.
+  Mutex gfree_mu_;  // Go's sched.gFree.lock.
   GList gfree_ ABSL_GUARDED_BY(gfree_mu_);
   std::atomic<int64_t> g_allocs_{0};  // Records made off an M.
 };
 
-// The calling thread's Sched if it is an M of the running runtime, else
+// The calling thread's P if it is an M of the running runtime, else
 // nullptr. Read anew on each call: a G may resume on another M.
-Sched* CurrentSched();
+P* CurrentP();
 
 }  // namespace internal
 }  // namespace proc
 }  // namespace stackalloc
 
-#endif  // PROC_SCHED_H_
+#endif  // PROC_RUNTIME_H_

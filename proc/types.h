@@ -1,0 +1,90 @@
+// The fiber runtime's public types and limits: what Start takes (Options,
+// StackSource), what ReadProcStats returns (ProcStats), and the stack sizes
+// WithStack and code on a G plan with. Apart from proc.h so that the
+// runtime's internals share them without the public API; callers include
+// proc/proc.h.
+
+#ifndef PROC_TYPES_H_
+#define PROC_TYPES_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/base/config.h"
+#include "stackalloc.h"
+
+namespace stackalloc {
+namespace proc {
+
+// Where a runtime's G stacks and stack segments come from. Both functions
+// are called on g0 only, with n == kFixedStack for a G's first stack and
+// for every segment up to that size; larger frames ask for more.
+struct StackSource {
+  void* (*alloc)(size_t n);
+  void (*free)(void* v, size_t n);
+};
+
+// stackalloc / stackfree.
+inline constexpr StackSource kDefaultStackSource = {&stackalloc, &stackfree};
+
+// The most Ms a runtime may have (Go's _MaxGomaxprocs of 2013).
+inline constexpr int kMaxProcs = 256;
+
+struct Options {
+  int gomaxprocs = 1;  // Number of Ms (Go's GOMAXPROCS), 1..kMaxProcs.
+  StackSource stack_source = kDefaultStackSource;
+  // Each G keeps up to 8 kFixedStack segments whose frames returned and
+  // enters them again directly, without g0 or stack_source (as Go's
+  // contiguous stacks keep their size). false: every segment is taken from
+  // and given back to stack_source on g0 (the seed's behaviour, which
+  // BenchmarkStackGrowth's old/new comparison of pools needs).
+  bool segment_cache = true;
+};
+
+// Counters of the running runtime, or of the last one stopped. Exact once
+// Wait() has returned; while Gs run, each counter is some recent value.
+struct ProcStats {
+  uint64_t gs_started = 0;      // Gs that got a stack and began to run.
+  uint64_t gs_finished = 0;     // Gs whose function returned.
+  uint64_t segments = 0;        // Stack segments taken by WithStack...
+  uint64_t large_segments = 0;  // ...of which larger than kFixedStack...
+  // ...and of which the G had used before: entered directly from the
+  // segment below, without g0 or the StackSource.
+  uint64_t segments_reused = 0;
+  uint64_t gs_stolen = 0;  // Gs that work stealing moved between Ms.
+  // G records allocated; every other spawn reused a dead G's record and
+  // stack from a free list.
+  uint64_t g_allocs = 0;
+};
+
+// Room a G keeps free below its last stack check for calls that do not check
+// (the switch to g0 itself, small leaf functions). Go's StackGuard. Like Go,
+// which multiplies it under -race and for unoptimised builds
+// (stackGuardMultiplier), sanitizer builds need much more (their
+// interceptors, memset for one, take about 2 KiB of stack), and unoptimised
+// builds more (the switch to g0 alone is four frames).
+#if defined(ABSL_HAVE_ADDRESS_SANITIZER) || defined(ABSL_HAVE_THREAD_SANITIZER)
+inline constexpr size_t kStackGuard = 3072;
+#elif !defined(__OPTIMIZE__)
+inline constexpr size_t kStackGuard = 1024;
+#else
+inline constexpr size_t kStackGuard = 256;
+#endif
+
+// The largest frame WithStack serves (Go's maxstacksize on 64-bit systems).
+inline constexpr size_t kMaxStackFrame = size_t{1} << 30;
+
+// Stack a throw needs below it on a G: the unwinder's two phases, the
+// personality routines and __cxa_begin_catch take 3.4-4 KiB (measured with
+// GCC 12, libgcc_s; plain and sanitizer builds), more than a G's first stack
+// holds. Code that throws must catch inside WithStack(kUnwindStack, ...).
+#if defined(ABSL_HAVE_ADDRESS_SANITIZER) || defined(ABSL_HAVE_THREAD_SANITIZER)
+inline constexpr size_t kUnwindStack = 16384;
+#else
+inline constexpr size_t kUnwindStack = 8192;
+#endif
+
+}  // namespace proc
+}  // namespace stackalloc
+
+#endif  // PROC_TYPES_H_
