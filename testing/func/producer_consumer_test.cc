@@ -3,7 +3,7 @@
 // under a constant however many stacks pass through, for every order, where
 // the seed's per-M free lists would grow with every operation.
 
-#include "testing/producer_consumer.h"
+#include "testing/perf/producer_consumer.h"
 
 #include <cstdint>
 #include <string>
