@@ -1,16 +1,20 @@
-// Guard pages and the overflow report, in every order and mode.
+// Guard pages and the overflow report, in every order and mode; the budget
+// of the mprotect fallback; signals that are not our overflows go where they
+// would have gone without us.
 
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/config.h"
 #include "alloc/guard.h"
 #include "alloc/sys_alloc.h"
 #include "base/sanitizers.h"
@@ -19,16 +23,15 @@
 #include "stackalloc.h"
 #include "stats/mstats.h"
 #include "testing/process_info.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace {
 
 using testing_util::MapsLines;
+using testing_util::WriteBelow;
 
 constexpr bool kSanitized = sanitizer::kAsan || sanitizer::kTsan;
-
-// Writes one byte just below p.
-void TouchBelow(void* p) { *(reinterpret_cast<volatile char*>(p) - 1) = 1; }
 
 std::string OverflowMessage(size_t size) {
   return "fatal error: stack overflow: " + std::to_string(size) +
@@ -44,7 +47,7 @@ TEST_P(OverflowDeathTest, AByteBelowAStackIsReportedWithItsRange) {
   EXPECT_DEATH(
       {
         void* p = stackalloc(size);
-        TouchBelow(p);
+        WriteBelow(p);
       },
       OverflowMessage(size));
 }
@@ -59,7 +62,7 @@ TEST_P(OverflowDeathTest, OnAnyThreadAndAfterReuse) {
           void* p = stackalloc(size);
           stackfree(p, size);
           p = stackalloc(size);
-          TouchBelow(p);
+          WriteBelow(p);
         }).join();
       },
       OverflowMessage(size));
@@ -73,7 +76,7 @@ TEST(OverflowDeathTest, LargeStacksHaveGuardsToo) {
   EXPECT_DEATH(
       {
         void* p = stackalloc(kSize);
-        TouchBelow(p);
+        WriteBelow(p);
       },
       OverflowMessage(kSize));
 }
@@ -117,12 +120,12 @@ TEST(OverflowDeathTest, MprotectFallbackReportsTheSame) {
         internal::ForceGuardFallback(true);
         // A fresh order for this process, so its slots get guards now.
         void* p = stackalloc(3 * kMaxOrderStack / 4);
-        TouchBelow(p);
+        WriteBelow(p);
       },
       OverflowMessage(kMaxOrderStack));
 }
 
-TEST(GuardTest, AMillionGuardsWouldAddNoMapping) {
+TEST(StackGuardTest, AMillionGuardsWouldAddNoMapping) {
   // 20,000 live guarded stacks of 4 KiB in this test (the benchmark shows a
   // million): the mappings barely move.
   const int lines0 = MapsLines();
@@ -142,7 +145,7 @@ TEST(GuardTest, AMillionGuardsWouldAddNoMapping) {
 
 // Past the fallback's budget, stacks come without guards, counted; an
 // allocation never fails for want of a mapping.
-TEST(GuardDeathTest, PastTheBudgetStacksAreUnguardedAndCounted) {
+TEST(StackGuardDeathTest, PastTheBudgetStacksAreUnguardedAndCounted) {
   EXPECT_EXIT(
       {
         internal::ForceGuardFallback(true);
@@ -162,6 +165,60 @@ TEST(GuardDeathTest, PastTheBudgetStacksAreUnguardedAndCounted) {
         exit(0);
       },
       testing::ExitedWithCode(0), "");
+}
+
+// Kernels before 6.13 (no MADV_GUARD_INSTALL): guards are mprotect'ed pages
+// within a budget of mappings (SetGuardMappingBudget). A large stack's guard
+// is mprotect'ed in the stack's own mapping, which stackfree unmaps; the
+// budget was never given back, so a process that allocated and freed large
+// stacks lost every guard after 8,192 large-stack lifetimes (new chunks and
+// large stacks came unguarded, overflows went unreported) while holding only
+// a handful of mappings.
+TEST(StackGuardDeathTest, FreedLargeStacksGiveTheirMappingsBack) {
+  EXPECT_EXIT(
+      {
+        internal::ForceGuardFallback(true);  // A kernel before 6.13.
+        // A budget of 4 guards, as if the default had been nearly used.
+        SetGuardMappingBudget(GuardMappingsUsed() + 2 * 4);
+        const size_t used0 = GuardMappingsUsed();
+        const int lines0 = MapsLines();
+        for (int i = 0; i < 100; ++i) {
+          const MemStats st0 = ReadMemStats();
+          void* p = stackalloc(2 << 20);
+          const MemStats st1 = ReadMemStats();
+          if (st1.stacks_unguarded != st0.stacks_unguarded) {
+            fprintf(stderr,
+                    "large stack #%d came without a guard; one live large "
+                    "stack, %d mappings more than at the start, budget "
+                    "used %zu\n",
+                    i, MapsLines() - lines0, GuardMappingsUsed());
+            exit(1);
+          }
+          stackfree(p, 2 << 20);
+          if (GuardMappingsUsed() != used0) {
+            fprintf(stderr, "large stack #%d kept %zu of the budget\n", i,
+                    GuardMappingsUsed() - used0);
+            exit(2);
+          }
+        }
+        exit(0);
+      },
+      testing::ExitedWithCode(0), "");
+}
+
+// The consequence: a 4 KiB stack's overflow after large-stack churn.
+TEST(StackGuardDeathTest, OverflowStillReportedAfterLargeStackChurn) {
+  EXPECT_DEATH(
+      {
+        internal::ForceGuardFallback(true);
+        SetGuardMappingBudget(GuardMappingsUsed() + 2 * 4);
+        for (int i = 0; i < 10; ++i) stackfree(stackalloc(2 << 20), 2 << 20);
+        void* s = stackalloc(kFixedStack);
+        WriteBelow(s, 8);
+        fprintf(stderr, "no fault: wrote into the neighbour\n");
+        exit(0);
+      },
+      "stack overflow: 4096-byte stack");
 }
 
 // A fault that is not ours goes to the handler that was there before, or
@@ -186,7 +243,7 @@ TEST(OverflowDeathTest, OtherFaultsReachTheUsersHandler) {
             nullptr, kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
         if (sigsetjmp(user_jump, 1) == 0) *page = 1;
         if (user_handler_calls != 1) exit(1);
-        TouchBelow(stack);  // Ours: reported, not passed on.
+        WriteBelow(stack);  // Ours: reported, not passed on.
         exit(2);
       },
       testing::KilledBySignal(SIGABRT), "stack overflow: 32768-byte stack");
@@ -235,6 +292,71 @@ TEST(OverflowDeathTest, SentSignalsAreNotSwallowed) {
         exit(7);
       },
       testing::ExitedWithCode(7), "");
+}
+
+// README "Guards": "A fault that is not in one of our guard pages goes to
+// the handler that was installed before ours, or to the default action."
+// A SIGSEGV/SIGBUS that is not a fault (raise, kill, pthread_kill,
+// sigqueue) with no handler before ours must still get the default action.
+// Chain() restored SIG_DFL and returned, relying on the faulting
+// instruction running again: for a sent signal nothing runs again, so the
+// process survived the signal, with our handler gone, and the next
+// overflow was a plain SIGSEGV with no report. ASan and TSan put their own
+// SIGSEGV handler before ours, so the SIG_DFL branch is not reached under
+// them.
+#if defined(ABSL_HAVE_ADDRESS_SANITIZER) || defined(ABSL_HAVE_THREAD_SANITIZER)
+#define SKIP_UNDER_SANITIZERS() GTEST_SKIP() << "sanitizer owns SIGSEGV"
+#else
+#define SKIP_UNDER_SANITIZERS() (void)0
+#endif
+
+// Without stackalloc: raise(SIGSEGV) kills.
+TEST(SignalChainDeathTest, BaselineRaiseKills) {
+  SKIP_UNDER_SANITIZERS();
+  EXPECT_EXIT(
+      {
+        raise(SIGSEGV);
+        exit(0);
+      },
+      testing::KilledBySignal(SIGSEGV), "");
+}
+
+TEST(SignalChainDeathTest, RaisedSigsegvStillKillsAfterTheFirstStack) {
+  SKIP_UNDER_SANITIZERS();
+  EXPECT_EXIT(
+      {
+        stackalloc(kFixedStack);  // Installs the overflow handler.
+        raise(SIGSEGV);
+        exit(0);  // Survived a SIGSEGV whose default action is to kill.
+      },
+      testing::KilledBySignal(SIGSEGV), "");
+}
+
+TEST(SignalChainDeathTest, RaisedSigbusStillKillsAfterTheFirstStack) {
+  SKIP_UNDER_SANITIZERS();
+  EXPECT_EXIT(
+      {
+        stackalloc(kFixedStack);
+        raise(SIGBUS);
+        exit(0);
+      },
+      testing::KilledBySignal(SIGBUS), "");
+}
+
+// With SIGSEGV ignored before our handler (the "handler installed before
+// ours"), a stray SIGSEGV is ignored, as it should be; Chain() replaced our
+// handler with SIG_DFL (not even the SIG_IGN that was there), so the next
+// overflow died of a plain SIGSEGV with no report.
+TEST(SignalChainDeathTest, OverflowStillReportedAfterAStraySigsegv) {
+  SKIP_UNDER_SANITIZERS();
+  EXPECT_DEATH(
+      {
+        signal(SIGSEGV, SIG_IGN);
+        void* s = stackalloc(kFixedStack);  // Ours goes in front of SIG_IGN.
+        raise(SIGSEGV);                     // Ignored (correctly)...
+        WriteBelow(s, 8);                   // ...but is this reported?
+      },
+      "stack overflow: 4096-byte stack");
 }
 
 }  // namespace

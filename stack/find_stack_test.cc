@@ -1,8 +1,10 @@
-// FindStack(p, &lo, &size) (stackalloc.h), literally: garbage, every order
-// at every edge, large stacks, unguarded chunks, stacks of a chunk released
-// whole, and answers while another thread frees and reuses large stacks (a
-// freed large stack's record is rewritten for the next: an answer may be
-// stale, never one whose bounds miss p, and TSan must see no race).
+// FindStack(p, &lo, &size) (stackalloc.h), literally: garbage (the thread's
+// own stack among it: FindStack knows only our stacks), every order at every
+// edge, large stacks, unguarded chunks, stacks of a chunk released whole,
+// and answers while another thread frees and reuses large stacks (a freed
+// large stack's record is rewritten for the next: an answer may be stale,
+// never one whose bounds miss p, and TSan must see no race; FindStack once
+// returned bounds that missed p, and TSan saw the race).
 
 #include <atomic>
 #include <chrono>
@@ -15,11 +17,13 @@
 #include "stack/test_peer.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace {
 
 using internal::StackallocTestPeer;
+using testing_util::StackBytes;
 
 bool Find(const void* p, void** lo, size_t* size) {
   *lo = reinterpret_cast<void*>(0xdead);
@@ -88,7 +92,7 @@ TEST(FindStackTest, LargeStacks) {
   const MemStats before = ReadMemStats();
   for (size_t n :
        {(size_t{1} << 20) + 1, size_t{3} << 20, (size_t{5} << 20) + 12345}) {
-    const size_t rounded = (n + 4095) & ~size_t{4095};
+    const size_t rounded = StackBytes(n);
     char* s = static_cast<char*>(stackalloc(n));
     ASSERT_NE(s, nullptr);
     ExpectFoundAtEveryEdge(s, rounded);
