@@ -13,9 +13,12 @@
 #include "sched/m.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace {
+
+using testing_util::RunThreads;
 
 int AllmLength() {
   int n = 0;
@@ -34,32 +37,29 @@ TEST(MReuseTest, TenThousandShortLivedThreadsReuseAtMostEightMs) {
   std::atomic<int64_t> ms_seen_max{0};
   uint64_t max_sys = 0;
   for (int started = 0; started < kThreads; started += kAtOnce) {
-    std::vector<std::thread> batch;
-    for (int t = 0; t < kAtOnce; ++t) {
-      batch.emplace_back([&, seed = started + t] {
-        void* stacks[kStacksPerThread];
-        for (int i = 0; i < kStacksPerThread; ++i) {
-          stacks[i] = stackalloc(kFixedStack);
-          if (stacks[i] == nullptr) {
-            bad.fetch_add(1);
-            return;
-          }
-          memset(stacks[i], (seed + i) & 0xff, kFixedStack);
+    RunThreads(kAtOnce, [&, started](int t) {
+      const int seed = started + t;
+      void* stacks[kStacksPerThread];
+      for (int i = 0; i < kStacksPerThread; ++i) {
+        stacks[i] = stackalloc(kFixedStack);
+        if (stacks[i] == nullptr) {
+          bad.fetch_add(1);
+          return;
         }
-        for (int i = 0; i < kStacksPerThread; ++i) {
-          auto* p = static_cast<unsigned char*>(stacks[i]);
-          if (p[0] != ((seed + i) & 0xff) || p[kFixedStack - 1] != p[0]) {
-            bad.fetch_add(1);
-          }
-          stackfree(stacks[i], kFixedStack);
+        memset(stacks[i], (seed + i) & 0xff, kFixedStack);
+      }
+      for (int i = 0; i < kStacksPerThread; ++i) {
+        auto* p = static_cast<unsigned char*>(stacks[i]);
+        if (p[0] != ((seed + i) & 0xff) || p[kFixedStack - 1] != p[0]) {
+          bad.fetch_add(1);
         }
-        int64_t id = getm()->id();
-        int64_t prev = ms_seen_max.load();
-        while (id > prev && !ms_seen_max.compare_exchange_weak(prev, id)) {
-        }
-      });
-    }
-    for (auto& th : batch) th.join();
+        stackfree(stacks[i], kFixedStack);
+      }
+      int64_t id = getm()->id();
+      int64_t prev = ms_seen_max.load();
+      while (id > prev && !ms_seen_max.compare_exchange_weak(prev, id)) {
+      }
+    });
     max_sys = std::max(max_sys, ReadMemStats().stacks_sys);
   }
   EXPECT_EQ(bad.load(), 0) << "a stack was refused or lost its contents";

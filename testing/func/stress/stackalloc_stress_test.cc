@@ -20,11 +20,14 @@
 #include "stack/test_peer.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace {
 
 using internal::StackallocTestPeer;
+using testing_util::RunThreads;
+using testing_util::StackBytes;
 
 struct Held {
   unsigned char* p;
@@ -55,12 +58,6 @@ size_t RandomSize(std::mt19937& rng) {
   return rng() % 4 == 0 && order > 0 ? size - rng() % (size / 2) : size;
 }
 
-size_t Bytes(size_t n) {  // What a request of n bytes really takes.
-  const int order = StackOrder(n);
-  return order >= 0 ? OrderStackSize(order)
-                    : (n + kPageSize - 1) / kPageSize * kPageSize;
-}
-
 TEST(StackallocStressTest, SixteenThreadsEveryOrderChurnAndCrossFrees) {
   constexpr int kThreads = 16;
   constexpr int kGenerations = 3;  // Each slot's thread exits and is replaced.
@@ -81,49 +78,45 @@ TEST(StackallocStressTest, SixteenThreadsEveryOrderChurnAndCrossFrees) {
     }
   });
   for (int gen = 0; gen < kGenerations; ++gen) {
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t) {
-      threads.emplace_back([&, t, gen] {
-        std::mt19937 rng(1 + t + 100 * gen);
-        std::vector<Held> mine;
-        for (int i = 0; i < kOps; ++i) {
-          const unsigned r = rng() % 6;
-          if (r <= 2 || mine.empty()) {
-            const size_t n = RandomSize(rng);
-            auto* p = static_cast<unsigned char*>(stackalloc(n));
-            if (p == nullptr) {
-              bad = true;
-              return;
-            }
-            mine.push_back({p, n, static_cast<unsigned char>(rng())});
-            Fill(mine.back());
-          } else if (r == 3) {
-            const size_t j = rng() % mine.size();
-            if (!Intact(mine[j])) bad = true;
-            stackfree(mine[j].p, mine[j].n);
-            mine[j] = mine.back();
-            mine.pop_back();
-          } else if (r == 4) {
-            std::lock_guard<std::mutex> l(mu);
-            shared.push_back(mine.back());
-            mine.pop_back();
-          } else {
-            Held h{nullptr, 0, 0};
-            {
-              std::lock_guard<std::mutex> l(mu);
-              if (shared.empty()) continue;
-              h = shared.back();
-              shared.pop_back();
-            }
-            if (!Intact(h)) bad = true;
-            stackfree(h.p, h.n);  // Allocated on another thread.
+    RunThreads(kThreads, [&, gen](int t) {
+      std::mt19937 rng(1 + t + 100 * gen);
+      std::vector<Held> mine;
+      for (int i = 0; i < kOps; ++i) {
+        const unsigned r = rng() % 6;
+        if (r <= 2 || mine.empty()) {
+          const size_t n = RandomSize(rng);
+          auto* p = static_cast<unsigned char*>(stackalloc(n));
+          if (p == nullptr) {
+            bad = true;
+            return;
           }
+          mine.push_back({p, n, static_cast<unsigned char>(rng())});
+          Fill(mine.back());
+        } else if (r == 3) {
+          const size_t j = rng() % mine.size();
+          if (!Intact(mine[j])) bad = true;
+          stackfree(mine[j].p, mine[j].n);
+          mine[j] = mine.back();
+          mine.pop_back();
+        } else if (r == 4) {
+          std::lock_guard<std::mutex> l(mu);
+          shared.push_back(mine.back());
+          mine.pop_back();
+        } else {
+          Held h{nullptr, 0, 0};
+          {
+            std::lock_guard<std::mutex> l(mu);
+            if (shared.empty()) continue;
+            h = shared.back();
+            shared.pop_back();
+          }
+          if (!Intact(h)) bad = true;
+          stackfree(h.p, h.n);  // Allocated on another thread.
         }
-        std::lock_guard<std::mutex> l(mu);  // The rest outlives the thread.
-        survivors.insert(survivors.end(), mine.begin(), mine.end());
-      });
-    }
-    for (auto& th : threads) th.join();
+      }
+      std::lock_guard<std::mutex> l(mu);  // The rest outlives the thread.
+      survivors.insert(survivors.end(), mine.begin(), mine.end());
+    });
   }
   stop = true;
   meddler.join();
@@ -139,7 +132,7 @@ TEST(StackallocStressTest, SixteenThreadsEveryOrderChurnAndCrossFrees) {
   for (const Held& h : all) {
     distinct.insert(h.p);
     EXPECT_TRUE(Intact(h));
-    bytes += Bytes(h.n);
+    bytes += StackBytes(h.n);
   }
   ASSERT_EQ(distinct.size(), all.size()) << "a stack was handed out twice";
   MemStats st = ReadMemStats();

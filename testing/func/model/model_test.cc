@@ -2,8 +2,9 @@
 // library and a trivial reference model (testing/model.h), checked after
 // every step. At least a million operations per run; more on demand:
 //
-//   bazel test //testing/func:model_test --test_env=MODEL_STEPS=100000000
-//     --test_env=MODEL_SEED=12345   (one line)
+//   bazel test //testing/func/model:model_test
+//     --test_env=MODEL_STEPS=100000000 --test_env=MODEL_SEED=12345
+//   (one command)
 //
 // The seed is printed, and is in the failure message.
 

@@ -8,8 +8,8 @@
 // therefore runs its prepare handler after ours and its child handler
 // before ours, both with `forking` set: any slow path there (a refill, a
 // flush, ScavengeStacks() to trim before forking, a first call of a thread)
-// spins in SlowPathGate for ever, waiting for a flag only the same thread
-// can clear. fork() never returns.
+// spun in SlowPathGate for ever, waiting for a flag only the same thread
+// could clear, and fork() never returned.
 
 #include <pthread.h>
 #include <signal.h>
@@ -21,23 +21,20 @@
 
 #include "gtest/gtest.h"
 #include "stackalloc.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace {
 
-// Runs body in a child process that must finish within 5 s; returns true
-// if it exited 0, false if it hung (killed by SIGALRM) or failed.
+using testing_util::RunInChild;
+using testing_util::WaitForChild;
+
+// Runs body in a child process that must finish within 5 s; true if it
+// exited 0, false if it hung (then killed) or failed.
 template <typename F>
 bool FinishesInTime(F body, const char* what) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    alarm(5);
-    body();
-    _exit(0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
+  const int status = RunInChild(body, nullptr, 5000);
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
     fprintf(stderr, "%s: HUNG (fork never returned)\n", what);
     return false;
   }
@@ -46,17 +43,11 @@ bool FinishesInTime(F body, const char* what) {
 
 // Waits up to 3 s for child p to exit 0; kills it if it hangs.
 bool ChildExitsInTime(pid_t p) {
-  for (int i = 0; i < 300; ++i) {
-    int st = 0;
-    if (waitpid(p, &st, WNOHANG) == p) {
-      return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-    }
-    usleep(10000);
+  const int status = WaitForChild(p, -1, nullptr, 3000);
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+    fprintf(stderr, "child %d HUNG in its atfork child handler\n", p);
   }
-  fprintf(stderr, "child %d HUNG in its atfork child handler\n", p);
-  kill(p, SIGKILL);
-  waitpid(p, nullptr, 0);
-  return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 void ScavengeBeforeFork() { ScavengeStacks(); }
