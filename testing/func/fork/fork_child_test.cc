@@ -76,20 +76,14 @@ int ForkWhileFlagged(bool gc) {
   return status;
 }
 
-TEST(ForkChildTest, ChildThreadAfterMallocingMCanAllocateAnyOrder) {
+TEST(ForkChildTest, ChildThreadAfterAFlaggedMCanAllocateAnyOrder) {
   if (sanitizer::kTsan)
     GTEST_SKIP() << "TSan cannot start threads after a multi-threaded fork";
-  const int status = ForkWhileFlagged(false);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << DescribeWaitStatus(status);
-}
-
-TEST(ForkChildTest, ChildThreadAfterGcingMCanAllocateAnyOrder) {
-  if (sanitizer::kTsan)
-    GTEST_SKIP() << "TSan cannot start threads after a multi-threaded fork";
-  const int status = ForkWhileFlagged(true);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << DescribeWaitStatus(status);
+  for (bool gc : {false, true}) {
+    const int status = ForkWhileFlagged(gc);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << (gc ? "gcing: " : "mallocing: ") << DescribeWaitStatus(status);
+  }
 }
 
 // Guards survive fork(): a stack allocated (guard installed) in the parent,
