@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "proc/proc.h"
 #include "stackalloc.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace proc {
@@ -265,13 +266,6 @@ TEST_F(ProcDeathTest, AnExceptionOutOfSystemstackDiesClearly) {
                "fatal error: systemstack: an exception escaped its function");
 }
 
-int Recurse(int depth) {
-  volatile char frame[256];
-  frame[0] = static_cast<char>(depth);
-  if (depth >= 0) return Recurse(depth + 1) + frame[0];  // Never returns.
-  return 0;
-}
-
 // A G that recurses past its 4 KiB stack without WithStack runs into the
 // guard page below it, and the overflow report names the stack, the M and
 // the G, as the README's does ("on M 3, G 17 (fault at"; proc once never set
@@ -282,7 +276,7 @@ TEST_F(ProcDeathTest, AGRecursingPastItsStackIsReportedNamingTheG) {
         Options o;
         o.gomaxprocs = 2;
         Start(o);
-        Go([] { Recurse(0); });
+        Go([] { testing_util::RecurseUntilOverflow(); });
         Wait();
       },
       "fatal error: stack overflow: 4096-byte stack \\[0x[0-9a-f]+, "

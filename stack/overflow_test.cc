@@ -29,6 +29,7 @@ namespace stackalloc {
 namespace {
 
 using testing_util::MapsLines;
+using testing_util::RecurseUntilOverflow;
 using testing_util::WriteBelow;
 
 constexpr bool kSanitized = sanitizer::kAsan || sanitizer::kTsan;
@@ -90,20 +91,11 @@ TEST(OverflowDeathTest, RecursionOffTheEndOfAStack) {
           getm();  // Binds: the thread gets the M's signal stack.
           char* stack = static_cast<char*>(stackalloc(kFixedStack));
           // Run a recursion with its stack pointer on `stack`.
-          static volatile int depth = 0;
-          struct R {
-            static void Recurse() {
-              volatile char frame[512];
-              frame[0] = static_cast<char>(depth++);
-              if (depth > 0) Recurse();  // Always; says so to the compiler.
-              (void)frame[0];
-            }
-          };
           asm volatile(
               "mov %0, %%rsp\n\t"
               "call *%1\n\t"
               :
-              : "r"(stack + kFixedStack - 64), "r"(&R::Recurse)
+              : "r"(stack + kFixedStack - 64), "r"(&RecurseUntilOverflow)
               : "memory");
         }).join();
       },

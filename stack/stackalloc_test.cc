@@ -30,6 +30,7 @@ namespace {
 
 using internal::StackallocTestPeer;
 using testing_util::kMaxRequest;
+using testing_util::MarkedStack;
 using testing_util::StackBytes;
 using testing_util::StackStatsDiff;
 
@@ -92,41 +93,22 @@ class StackallocTest : public testing::TestWithParam<int> {
   int64_t chunks_before_ = 0;
 };
 
-// A stack the test owns, with a pattern at its ends and middle (the only
-// pages the test touches).
-struct Held {
-  unsigned char* p;
-  size_t size;
-  unsigned char pattern;
-};
-
-void Fill(const Held& h) {
-  for (size_t at : {size_t{0}, h.size / 2, h.size - 64}) {
-    memset(h.p + at, h.pattern, 64);
-  }
-}
-void Verify(const Held& h) {
-  for (size_t at : {size_t{0}, h.size / 2, h.size - 64}) {
-    for (size_t i = 0; i < 64; i += 7) {
-      ASSERT_EQ(h.p[at + i], h.pattern) << "stack contents changed at " << at;
-    }
-  }
-}
-
 TEST_P(StackallocTest, StacksAreDistinctAlignedAndKeepTheirContents) {
-  std::vector<Held> held;
+  std::vector<MarkedStack> held;
   const int n = Several(order());
   for (int i = 0; i < n; ++i) {  // Several chunks, several refills.
     auto* p = static_cast<unsigned char*>(stackalloc(Size(order())));
     ASSERT_NE(p, nullptr);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kStackMin, 0u);
     held.push_back({p, Size(order()), static_cast<unsigned char>(i * 7 + 1)});
-    Fill(held.back());
+    held.back().Mark();
   }
   std::set<unsigned char*> distinct;
-  for (const Held& h : held) distinct.insert(h.p);
+  for (const MarkedStack& h : held) distinct.insert(h.p);
   EXPECT_EQ(distinct.size(), held.size());
-  for (const Held& h : held) Verify(h);
+  for (const MarkedStack& h : held) {
+    EXPECT_TRUE(h.Intact()) << "stack contents changed: " << h.p;
+  }
   EXPECT_EQ(InuseDelta(), n * static_cast<int64_t>(Size(order())));
   EXPECT_EQ(
       ReadMemStats().orders[order()].inuse - before_.orders[order()].inuse,
@@ -136,7 +118,7 @@ TEST_P(StackallocTest, StacksAreDistinctAlignedAndKeepTheirContents) {
             kGuards ? NewChunks() * StackallocTestPeer::ChunkStacks(order()) *
                           kPageSize
                     : 0u);
-  for (const Held& h : held) stackfree(h.p, h.size);
+  for (const MarkedStack& h : held) stackfree(h.p, h.n);
   EXPECT_EQ(InuseDelta(), 0);
 }
 

@@ -58,6 +58,31 @@ int FirstInexactPool() {
   return -1;
 }
 
+void MarkedStack::Mark() const {
+  for (size_t at : {size_t{0}, n / 2 - 32, n - 64}) memset(p + at, pattern, 64);
+}
+
+bool MarkedStack::Intact() const {
+  for (size_t at : {size_t{0}, n / 2 - 32, n - 64}) {
+    for (size_t i = 0; i < 64; ++i) {
+      if (p[at + i] != pattern) return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+volatile bool recurse_forever = true;  // The compiler cannot tell it is.
+int Recurse(int depth) {
+  volatile char frame[256];
+  frame[0] = static_cast<char>(depth);
+  if (!recurse_forever) return frame[0];
+  return Recurse(depth + 1) + frame[0];  // Not a tail call.
+}
+}  // namespace
+
+void RecurseUntilOverflow() { Recurse(0); }
+
 void AllocAndFreeEveryOrder(int per_order) {
   std::vector<void*> v;
   for (int k = 0; k < kNumStackOrders; ++k) {

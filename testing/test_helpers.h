@@ -1,8 +1,8 @@
 // What tests across the tree share, each written once: the bytes a request
 // takes and the largest request (README "Sizes"), the statistics a refusal
-// must leave alone and the pools' exactness, a write into a guard page,
-// stacks allocated and freed in every order, threads run at once, and child
-// processes with their wait status.
+// must leave alone and the pools' exactness, a write into a guard page, a
+// recursion without end, marked stacks, every order allocated and freed,
+// threads run at once, and child processes with their wait status.
 //
 // For tests only (testonly //testing:test_helpers). Thread-safe unless a
 // function says otherwise.
@@ -66,6 +66,22 @@ int FirstInexactPool();
 inline void WriteBelow(void* stack, size_t below = 1) {
   *(static_cast<volatile char*>(stack) - below) = 1;
 }
+
+// A stack a test holds, marked with a pattern at its ends and middle (the
+// only bytes touched, so that large stacks stay cheap), to see that nothing
+// else wrote into it. n is the size asked for, at least 64 bytes.
+struct MarkedStack {
+  unsigned char* p;
+  size_t n;
+  unsigned char pattern;
+
+  void Mark() const;
+  bool Intact() const;
+};
+
+// Recurses without end, every frame written (far smaller than a page): on
+// one of our stacks it runs into the guard page below, and dies there.
+void RecurseUntilOverflow();
 
 // Allocates `per_order` stacks of every order, then frees them, order by
 // order, on the calling thread: its M's caches end full, and what they

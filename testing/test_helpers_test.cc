@@ -9,6 +9,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "sched/m.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
 
@@ -46,6 +47,35 @@ TEST(TestHelpersTest, StackStatsDiffNamesWhatDiffersButMetaSys) {
 TEST(TestHelpersTest, PoolsAreExactAtQuiescence) {
   AllocAndFreeEveryOrder(40);
   EXPECT_EQ(FirstInexactPool(), -1);
+}
+
+TEST(TestHelpersTest, AMarkedStackSeesAWriteAtItsEndsOrMiddle) {
+  constexpr size_t kN = 8192;
+  auto* p = static_cast<unsigned char*>(stackalloc(kN));
+  ASSERT_NE(p, nullptr);
+  const MarkedStack s{p, kN, 0x5a};
+  for (size_t at : {size_t{0}, kN / 2, kN - 1}) {
+    s.Mark();
+    EXPECT_TRUE(s.Intact());
+    p[at] ^= 1;
+    EXPECT_FALSE(s.Intact()) << at;
+  }
+  stackfree(p, kN);
+}
+
+TEST(TestHelpersDeathTest, RecurseUntilOverflowRunsIntoTheGuard) {
+  EXPECT_DEATH(
+      {
+        auto* stack = static_cast<char*>(stackalloc(kFixedStack));
+        getm();  // The thread's signal stack, for the report.
+        asm volatile(
+            "mov %0, %%rsp\n\t"
+            "call *%1\n\t"
+            :
+            : "r"(stack + kFixedStack - 64), "r"(&RecurseUntilOverflow)
+            : "memory");
+      },
+      "fatal error: stack overflow: 4096-byte stack");
 }
 
 TEST(TestHelpersTest, RunThreadsRunsEveryIndexAtOnce) {

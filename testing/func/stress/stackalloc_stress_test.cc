@@ -26,27 +26,9 @@ namespace stackalloc {
 namespace {
 
 using internal::StackallocTestPeer;
+using testing_util::MarkedStack;
 using testing_util::RunThreads;
 using testing_util::StackBytes;
-
-struct Held {
-  unsigned char* p;
-  size_t n;  // The size asked for.
-  unsigned char pattern;
-};
-
-// Touches a stack's first and last 64 bytes only: the test stays light on
-// memory even for the large orders.
-void Fill(const Held& h) {
-  memset(h.p, h.pattern, 64);
-  memset(h.p + h.n - 64, h.pattern, 64);
-}
-bool Intact(const Held& h) {
-  for (size_t i = 0; i < 64; ++i) {
-    if (h.p[i] != h.pattern || h.p[h.n - 64 + i] != h.pattern) return false;
-  }
-  return true;
-}
 
 // A size of a random order (sometimes between orders, sometimes above the
 // largest), weighted toward the small ones as fiber runtimes are.
@@ -64,8 +46,8 @@ TEST(StackallocStressTest, SixteenThreadsEveryOrderChurnAndCrossFrees) {
   constexpr int kOps = 3000;
   const MemStats before = ReadMemStats();
   std::mutex mu;
-  std::vector<Held> shared;  // Stacks handed from one thread to another.
-  std::vector<Held> survivors;
+  std::vector<MarkedStack> shared;  // Stacks handed from one thread to another.
+  std::vector<MarkedStack> survivors;
   std::atomic<bool> bad{false};
   std::atomic<bool> stop{false};
   // Meanwhile: scavenging, and cache limits moving up and down.
@@ -80,7 +62,7 @@ TEST(StackallocStressTest, SixteenThreadsEveryOrderChurnAndCrossFrees) {
   for (int gen = 0; gen < kGenerations; ++gen) {
     RunThreads(kThreads, [&, gen](int t) {
       std::mt19937 rng(1 + t + 100 * gen);
-      std::vector<Held> mine;
+      std::vector<MarkedStack> mine;
       for (int i = 0; i < kOps; ++i) {
         const unsigned r = rng() % 6;
         if (r <= 2 || mine.empty()) {
@@ -91,10 +73,10 @@ TEST(StackallocStressTest, SixteenThreadsEveryOrderChurnAndCrossFrees) {
             return;
           }
           mine.push_back({p, n, static_cast<unsigned char>(rng())});
-          Fill(mine.back());
+          mine.back().Mark();
         } else if (r == 3) {
           const size_t j = rng() % mine.size();
-          if (!Intact(mine[j])) bad = true;
+          if (!mine[j].Intact()) bad = true;
           stackfree(mine[j].p, mine[j].n);
           mine[j] = mine.back();
           mine.pop_back();
@@ -103,14 +85,14 @@ TEST(StackallocStressTest, SixteenThreadsEveryOrderChurnAndCrossFrees) {
           shared.push_back(mine.back());
           mine.pop_back();
         } else {
-          Held h{nullptr, 0, 0};
+          MarkedStack h{nullptr, 0, 0};
           {
             std::lock_guard<std::mutex> l(mu);
             if (shared.empty()) continue;
             h = shared.back();
             shared.pop_back();
           }
-          if (!Intact(h)) bad = true;
+          if (!h.Intact()) bad = true;
           stackfree(h.p, h.n);  // Allocated on another thread.
         }
       }
@@ -125,20 +107,20 @@ TEST(StackallocStressTest, SixteenThreadsEveryOrderChurnAndCrossFrees) {
   }
   ASSERT_FALSE(bad.load()) << "a stack was refused or its contents changed";
 
-  std::vector<Held> all = shared;
+  std::vector<MarkedStack> all = shared;
   all.insert(all.end(), survivors.begin(), survivors.end());
   std::set<unsigned char*> distinct;
   uint64_t bytes = 0;
-  for (const Held& h : all) {
+  for (const MarkedStack& h : all) {
     distinct.insert(h.p);
-    EXPECT_TRUE(Intact(h));
+    EXPECT_TRUE(h.Intact());
     bytes += StackBytes(h.n);
   }
   ASSERT_EQ(distinct.size(), all.size()) << "a stack was handed out twice";
   MemStats st = ReadMemStats();
   EXPECT_EQ(st.stacks_inuse - before.stacks_inuse, bytes);
   EXPECT_LE(mcount(), 1 + kThreads + 1 + 2) << "Ms were not reused";
-  for (const Held& h : all) stackfree(h.p, h.n);
+  for (const MarkedStack& h : all) stackfree(h.p, h.n);
   st = ReadMemStats();
   EXPECT_EQ(st.stacks_inuse, before.stacks_inuse);
   // Every free stack is in a cache or a pool, exactly.
