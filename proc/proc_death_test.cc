@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "proc/proc.h"
@@ -207,6 +208,29 @@ TEST_F(ProcDeathTest, WithStackLargerThanTheThreadStackDies) {
   EXPECT_DEATH(WithStack(size_t{512} << 20, [] {}),
                "fatal error: withstack: 536870912 bytes do not fit on this "
                "stack, which is not a G's");
+}
+
+// "Gosched, Systemstack and WithStack may be called from anywhere (off a
+// G, Gosched does nothing and the other two just call their function)."
+// Off a G, WithStack calls its function when the thread's own stack has
+// the room, bound or not, and otherwise dies (a thread's stack cannot
+// grow): never served short, whether the thread entered the runtime or not.
+TEST_F(ProcDeathTest, WithStackOffAGCallsItsFunctionOrDies) {
+  for (bool bound : {false, true}) {
+    std::thread([bound] {
+      if (bound) stackfree(stackalloc(kFixedStack), kFixedStack);
+      EXPECT_EQ(WithStack(1024, [] { return 7; }), 7);
+    }).join();
+    EXPECT_DEATH(
+        {
+          std::thread([bound] {
+            if (bound) stackfree(stackalloc(kFixedStack), kFixedStack);
+            WithStack(size_t{64} << 20, [] { return 7; });
+          }).join();
+        },
+        "fatal error: withstack: 67108864 bytes do not fit on this "
+        "stack, which is not a G's");
+  }
 }
 
 TEST(ProcContextTest, WithStackAtTheMaximumIsServed) {

@@ -1,7 +1,7 @@
 // proc.h: WithStack may be called from anywhere; off a G it calls its
-// function if the stack it runs on has the room, and otherwise dies. On a
-// thread's own stack, bound or not. On a boost::context::fiber on one of our
-// stacks (BoostStackAllocator), the room is that stack's, found with
+// function if the stack it runs on has the room, and otherwise dies (on a
+// thread's own stack: proc_death_test.cc). On a boost::context::fiber on one
+// of our stacks (BoostStackAllocator), the room is that stack's, found with
 // FindStack: it once measured the fiber's stack pointer against the
 // thread's own stack bounds, which reported 0 (or, for a fiber stack above
 // the thread's stack, overstated the room). On a stack of unknown bounds
@@ -10,7 +10,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <thread>
 #include <utility>
 
 #include "absl/base/attributes.h"
@@ -27,29 +26,6 @@ namespace proc {
 namespace {
 
 using boost::context::fiber;
-
-// "Gosched, Systemstack and WithStack may be called from anywhere (off a
-// G, Gosched does nothing and the other two just call their function)."
-// Off a G, WithStack calls its function when the thread's own stack has
-// the room, bound or not, and otherwise dies (a thread's stack cannot
-// grow): never served short, whether the thread entered the runtime or not.
-TEST(WithStackDeathTest, OffAGCallsItsFunctionOrDies) {
-  for (bool bound : {false, true}) {
-    std::thread([bound] {
-      if (bound) stackfree(stackalloc(kFixedStack), kFixedStack);
-      EXPECT_EQ(WithStack(1024, [] { return 7; }), 7);
-    }).join();
-    EXPECT_DEATH(
-        {
-          std::thread([bound] {
-            if (bound) stackfree(stackalloc(kFixedStack), kFixedStack);
-            WithStack(size_t{64} << 20, [] { return 7; });
-          }).join();
-        },
-        "fatal error: withstack: 67108864 bytes do not fit on this "
-        "stack, which is not a G's");
-  }
-}
 
 TEST(WithStackTest, TheRoomIsTheFibersStack) {
   for (size_t kib : {size_t{16}, size_t{64}, size_t{2048}}) {
