@@ -11,10 +11,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <random>
-#include <set>
 #include <thread>
 #include <vector>
 

@@ -7,14 +7,12 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstring>
 #include <mutex>
 #include <random>
 #include <set>
 #include <thread>
 #include <vector>
 
-#include "alloc/sys_alloc.h"
 #include "gtest/gtest.h"
 #include "sched/m.h"
 #include "stack/test_peer.h"
