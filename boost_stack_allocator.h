@@ -80,17 +80,17 @@ class BoostStackAllocator {
   // zero-sized stack"); a size above 2^40 bytes makes allocate() throw.
   explicit BoostStackAllocator(
       std::size_t size = traits_type::default_size()) noexcept
-      : size_(UsableSize(size)) {}
+      : class_(UsableSize(size)) {}
 
   // A stack: sp is its highest address (one past its last byte; stacks grow
   // down), size its usable bytes (see size()). Throws std::bad_alloc if the
   // OS refuses memory (then no statistic changed).
   boost::context::stack_context allocate() {
-    void* lo = stackalloc(size_);
+    void* lo = stackalloc(class_);
     if (ABSL_PREDICT_FALSE(lo == nullptr)) internal::ThrowBadAlloc();
     boost::context::stack_context sctx;
-    sctx.size = size_;
-    sctx.sp = static_cast<char*>(lo) + size_;
+    sctx.size = class_.size();
+    sctx.sp = static_cast<char*>(lo) + sctx.size;
 #if defined(BOOST_USE_VALGRIND)
     sctx.valgrind_stack_id = VALGRIND_STACK_REGISTER(sctx.sp, lo);
 #endif
@@ -109,35 +109,34 @@ class BoostStackAllocator {
 #if defined(BOOST_USE_VALGRIND)
     VALGRIND_STACK_DEREGISTER(sctx.valgrind_stack_id);
 #endif
-    stackfree(static_cast<char*>(sctx.sp) - sctx.size, sctx.size);
+    void* lo = static_cast<char*>(sctx.sp) - sctx.size;
+    // Another allocator's stack (of another size) finds its cache from its
+    // size.
+    if (ABSL_PREDICT_TRUE(sctx.size == class_.size())) {
+      stackfree(lo, class_);
+    } else {
+      stackfree(lo, sctx.size);
+    }
   }
 
   // Usable bytes of each stack this allocator hands out.
-  std::size_t size() const { return size_; }
+  std::size_t size() const { return class_.size(); }
 
   // Binds the calling thread to an M now, if it has none, so that an
   // overflow of a fiber that runs on it is reported (see the top of this
   // file). Any allocate() or deallocate() does the same.
   static void PrepareThread();
 
-  // The usable bytes of the stack stackalloc(n) returns: the size of n's
-  // order up to 1 MiB, n rounded up to whole pages above; 0 for 0, and n
-  // itself above 2^40 (stackalloc refuses such sizes).
+  // The usable bytes of the stack stackalloc(n) returns (StackBytes,
+  // base/stack_sizes.h), and n itself above kMaxStackRequest, so that
+  // allocate() is refused (std::bad_alloc) rather than asked for 0 bytes.
   static constexpr std::size_t UsableSize(std::size_t n) {
-    if (n == 0) return 0;
-    if (n <= kMaxOrderStack) return OrderStackSize(StackOrder(n));
-    if (n > kMaxLargeRequest) return n;
-    return (n + kLargeStackPage - 1) & ~(kLargeStackPage - 1);
+    return n > kMaxStackRequest ? n : StackBytes(n);
   }
 
  private:
-  // Large stacks are rounded to this (stackalloc's page size; checked
-  // against it in boost_stack_allocator.cc).
-  static constexpr std::size_t kLargeStackPage = 4096;
-  // The largest size stackalloc serves.
-  static constexpr std::size_t kMaxLargeRequest = std::size_t{1} << 40;
-
-  std::size_t size_;
+  // The request, resolved once: each allocate() finds its cache in one load.
+  StackClass class_;
 };
 
 }  // namespace stackalloc

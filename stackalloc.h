@@ -54,6 +54,29 @@ void* stackalloc(size_t n);
 // README, "Contract").
 void stackfree(void* v, size_t n);
 
+// A request size resolved once to the cache that serves it (as a malloc's
+// size class), for callers that ask for one size again and again (a fiber
+// runtime, BoostStackAllocator): each call then finds its cache in one load
+// instead of computing it from the size. stackalloc(c) and stackfree(v, c)
+// are stackalloc(c.size()) and stackfree(v, c.size()), same contract.
+// Trivially copyable (two words); constructing one is cheap and never fails.
+class StackClass {
+ public:
+  constexpr explicit StackClass(size_t n)
+      : size_(n), index_(static_cast<size_t>(StackClassOf(n))) {}
+  // The request, in bytes.
+  constexpr size_t size() const { return size_; }
+
+ private:
+  friend void* stackalloc(StackClass c);
+  friend void stackfree(void* v, StackClass c);
+
+  size_t size_;
+  size_t index_;  // StackClassOf(size_) (base/stack_sizes.h).
+};
+void* stackalloc(StackClass c);
+void stackfree(void* v, StackClass c);
+
 // Sets how many free stacks each M's cache of the order serving
 // `stack_size` may hold: an even number in [2, 64]. Defaults: 32 stacks of
 // 4 KiB, then as many as make 128 KiB, at least 2. Half a cache moves to or

@@ -58,6 +58,34 @@ int ChunkRecord::SlotHolding(uintptr_t a) const {
   return static_cast<int>(i);
 }
 
+bool ChunkRecord::ReadStackHolding(uintptr_t a, uintptr_t* lo,
+                                   size_t* size) const {
+  const uint32_t s = ReadBegin();
+  const int i = SlotHolding(a);
+  if (i < 0 || State(i) == SlotState::kUncarved) return false;
+  const uintptr_t stack = StackAt(i);
+  const size_t n = stack_size;
+  // A rewrite may have moved the layout under the slot we computed: then
+  // neither the sequence nor the bounds hold.
+  if (!ReadValid(s) || a - stack >= n) return false;
+  *lo = stack;
+  *size = n;
+  return true;
+}
+
+bool ChunkRecord::ReadGuardHolding(uintptr_t a, uintptr_t* lo,
+                                   size_t* size) const {
+  const uint32_t s = ReadBegin();
+  const int i = SlotOfGuard(a);
+  if (i < 0) return false;
+  const uintptr_t stack = StackAt(i);
+  const size_t n = stack_size;
+  if (!ReadValid(s)) return false;
+  *lo = stack;
+  *size = n;
+  return true;
+}
+
 bool ChunkRecord::Transition(int i, SlotState from, SlotState to,
                              SlotState* found) {
   uint8_t old = slots[i].load(std::memory_order_relaxed);

@@ -87,13 +87,15 @@ struct alignas(64) ChunkRecord {
   // (every slot uncarved, on no list), and after.
   void BeginRewrite();
   void EndRewrite() { seq.store(seq.load() + 1); }
-  // A reader without a claim: what it read of the layout between
-  // s = ReadBegin() and ReadValid(s) is one layout the record had, if true.
-  // Every access to seq and to the layout is seq_cst (plain moves on x86-64
-  // but for the rewrite's stores), so no fence is needed, which TSan could
-  // not follow.
-  uint32_t ReadBegin() const { return seq.load(); }
-  bool ReadValid(uint32_t s) const { return (s & 1) == 0 && seq.load() == s; }
+
+  // For readers without a claim on the record (FindStack, the overflow
+  // handler), which may hold it while it is rewritten: the stack whose
+  // bytes hold a, if its slot is carved (ReadStackHolding), or whose guard
+  // page holds a (ReadGuardHolding). True, with the stack's lowest address
+  // and bytes, only if the record kept one layout throughout the read.
+  // Lock-free, async-signal-safe.
+  bool ReadStackHolding(uintptr_t a, uintptr_t* lo, size_t* size) const;
+  bool ReadGuardHolding(uintptr_t a, uintptr_t* lo, size_t* size) const;
 
   uintptr_t StackAt(int i) const { return base + i * slot_size + guard; }
 
@@ -122,6 +124,15 @@ struct alignas(64) ChunkRecord {
   void AddFlags(int i, uint8_t flags) {
     slots[i].fetch_or(flags, std::memory_order_relaxed);
   }
+
+ private:
+  // The seqlock's read side: what was read of the layout between
+  // s = ReadBegin() and ReadValid(s) is one layout the record had, if true.
+  // Every access to seq and to the layout is seq_cst (plain moves on x86-64
+  // but for the rewrite's stores), so no fence is needed, which TSan could
+  // not follow.
+  uint32_t ReadBegin() const { return seq.load(); }
+  bool ReadValid(uint32_t s) const { return (s & 1) == 0 && seq.load() == s; }
 };
 
 }  // namespace stackalloc

@@ -4,15 +4,14 @@
 
 namespace stackalloc {
 
-void FixAlloc::Init(size_t size, ChunkSource source, FirstUse first, void* arg,
-                    size_t chunk_bytes) {
-  if (size < sizeof(Link) || size > chunk_bytes || size % alignof(Link) != 0) {
+void FixAlloc::Init(size_t size, ChunkSource source, FirstUse first,
+                    void* arg) {
+  if (size < sizeof(Link) || size > kChunk || size % alignof(Link) != 0) {
     RawPrintf("FixAlloc_Init: size=%zu\n", size);
     Throw("FixAlloc_Init: bad object size");
   }
   if (source == nullptr) Throw("FixAlloc_Init: no chunk source");
   size_ = size;
-  chunk_bytes_ = chunk_bytes;
   source_ = source;
   first_ = first;
   arg_ = arg;
@@ -26,11 +25,11 @@ void FixAlloc::Init(size_t size, ChunkSource source, FirstUse first, void* arg,
 void* FixAlloc::Carve() {
   if (size_ == 0) Throw("FixAlloc: Alloc before Init");
   if (nchunk_ < size_) {
-    char* chunk = static_cast<char*>(source_(arg_, chunk_bytes_));
+    char* chunk = static_cast<char*>(source_(arg_, kChunk));
     if (chunk == nullptr) return nullptr;
     chunk_ = chunk;
-    nchunk_ = chunk_bytes_;
-    sys_ += chunk_bytes_;
+    nchunk_ = kChunk;
+    sys_ += kChunk;
   }
   void* v = chunk_;
   if (first_ != nullptr) first_(arg_, v);

@@ -1,9 +1,9 @@
 // FixAlloc: a free-list allocator for objects of one fixed size.
 //
 // A port of the Go runtime's FixAlloc (malloc.h, 2011). Memory comes from a
-// chunk source in chunks of chunk_bytes() (FixAlloc::kChunk, 128 KiB, unless
-// Init() says otherwise); Alloc() pops the free list, or else carves the next
-// object off the current chunk, or else takes a new chunk. Free() pushes onto
+// chunk source in chunks of FixAlloc::kChunk (128 KiB); Alloc() pops the free
+// list, or else carves the next object off the current chunk, or else takes a
+// new chunk. Free() pushes onto
 // the free list, storing the link in the object's first word. Chunks are never
 // returned to the chunk source: a FixAlloc only grows, exactly as in Go, and
 // the tail of a chunk too short for one more object is left unused.
@@ -27,8 +27,8 @@ class FixAlloc {
   // Size of each chunk taken from the chunk source (Go's FixAllocChunk).
   static constexpr size_t kChunk = 128 << 10;
 
-  // Returns n (= chunk_bytes()) bytes of writable memory, or nullptr on
-  // failure. Called with the FixAlloc's `arg`.
+  // Returns n (= kChunk) bytes of writable memory, or nullptr on failure.
+  // Called with the FixAlloc's `arg`.
   using ChunkSource = void* (*)(void* arg, size_t n);
   // Called with `arg` the first time each object is handed out.
   using FirstUse = void (*)(void* arg, void* p);
@@ -36,18 +36,17 @@ class FixAlloc {
   // An uninitialised FixAlloc; call Init() before anything else.
   constexpr FixAlloc() = default;
   FixAlloc(size_t size, ChunkSource source, FirstUse first = nullptr,
-           void* arg = nullptr, size_t chunk_bytes = kChunk) {
-    Init(size, source, first, arg, chunk_bytes);
+           void* arg = nullptr) {
+    Init(size, source, first, arg);
   }
 
   FixAlloc(const FixAlloc&) = delete;
   FixAlloc& operator=(const FixAlloc&) = delete;
 
-  // Go's FixAlloc_Init. REQUIRES: sizeof(void*) <= size <= chunk_bytes, size
-  // a multiple of alignof(void*); source != nullptr. Dies otherwise. Forgets
-  // any chunk in use (call it again only once chunk_spent()).
+  // Go's FixAlloc_Init. REQUIRES: sizeof(void*) <= size <= kChunk, size a
+  // multiple of alignof(void*); source != nullptr. Dies otherwise.
   void Init(size_t size, ChunkSource source, FirstUse first = nullptr,
-            void* arg = nullptr, size_t chunk_bytes = kChunk);
+            void* arg = nullptr);
 
   // Returns an object of size() bytes, or nullptr if a new chunk was needed
   // and the chunk source failed; then nothing (counters included) changes.
@@ -70,9 +69,6 @@ class FixAlloc {
   }
 
   size_t size() const { return size_; }
-  size_t chunk_bytes() const { return chunk_bytes_; }
-  // True when the current chunk (if any) has no object left to carve.
-  bool chunk_spent() const { return nchunk_ < size_; }
   // Bytes handed out by Alloc() and not yet passed to Free().
   size_t inuse() const { return inuse_; }
   // Bytes obtained from the chunk source (a multiple of kChunk).
@@ -87,7 +83,6 @@ class FixAlloc {
   ABSL_ATTRIBUTE_NOINLINE void* Carve();
 
   size_t size_ = 0;
-  size_t chunk_bytes_ = kChunk;
   ChunkSource source_ = nullptr;
   FirstUse first_ = nullptr;
   void* arg_ = nullptr;

@@ -145,9 +145,9 @@ TEST_F(FixAllocTest, FirstUseHookRunsOncePerObject) {
   EXPECT_EQ(hook.seen, (std::vector<void*>{a, b}));
 }
 
-// Chunks of another size than kChunk, with the source told whose they are;
-// chunk_spent() says when a new layout may start without wasting a slot.
-TEST_F(FixAllocTest, ChunksOfAnySizeAndTheSourceSeesItsArgument) {
+// The chunk source is told whose chunk it gives (Go's FixAlloc passes the
+// FixAlloc's arg the same way).
+TEST_F(FixAllocTest, TheSourceSeesItsArgument) {
   struct Seen {
     void* arg = nullptr;
     size_t n = 0;
@@ -160,25 +160,14 @@ TEST_F(FixAllocTest, ChunksOfAnySizeAndTheSourceSeesItsArgument) {
     s->chunks.push_back(SysAlloc(n));
     return s->chunks.back();
   };
-  constexpr size_t kSlot = 12 << 10;
-  constexpr size_t kBytes = 10 * kSlot;  // 120 KiB: 10 slots.
-  FixAlloc f(kSlot, source, nullptr, &seen, kBytes);
-  EXPECT_EQ(f.chunk_bytes(), kBytes);
-  EXPECT_TRUE(f.chunk_spent());  // No chunk yet.
+  FixAlloc f(kSize, source, nullptr, &seen);
   auto* first = static_cast<char*>(f.Alloc());
   EXPECT_EQ(seen.arg, &seen);
-  EXPECT_EQ(seen.n, kBytes);
+  EXPECT_EQ(seen.n, FixAlloc::kChunk);
   ASSERT_EQ(seen.chunks.size(), 1u);
   EXPECT_EQ(first, seen.chunks[0]);
-  for (int i = 1; i < 10; ++i) {
-    EXPECT_FALSE(f.chunk_spent()) << i;
-    EXPECT_EQ(f.Alloc(), first + i * kSlot);
-  }
-  EXPECT_TRUE(f.chunk_spent());  // All ten carved: a new Init loses none.
-  EXPECT_EQ(f.sys(), kBytes);
-  EXPECT_NE(f.Alloc(), nullptr);
-  EXPECT_EQ(seen.chunks.size(), 2u);
-  for (void* c : seen.chunks) SysFree(c, kBytes);
+  EXPECT_EQ(f.Alloc(), first + kSize);
+  for (void* c : seen.chunks) SysFree(c, FixAlloc::kChunk);
 }
 
 TEST(FixAllocDeathTest, BadSizesDie) {

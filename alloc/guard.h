@@ -6,7 +6,7 @@
 // pages around and over it, and is installed once, when a slot is first
 // carved. Elsewhere (EINVAL) guards fall back to mprotect(PROT_NONE), which
 // splits the mapping: each costs up to two mappings, so they are given only
-// within a budget (SetGuardMappingBudget, default kDefaultGuardMappingBudget);
+// within a budget (SetGuardBudget, default kDefaultGuardMappingBudget);
 // past it a stack is handed out without a guard, and counted.
 //
 // Thread-safe and lock-free.
@@ -33,12 +33,23 @@ inline constexpr size_t kDefaultGuardMappingBudget = 16384;
 // the mappings (2 inside a mapping, 1 at its end), charged to the budget.
 GuardMethod InstallGuard(void* p, size_t mappings = 2);
 
+// The same for the n pages at pages[0, n) (n <= kMaxGuardBatch), in as few
+// system calls as the kernel allows: one process_madvise() over them all
+// where the kernel takes MADV_GUARD_INSTALL there for the calling process
+// (Linux 6.13+) and n >= kMinGuardBatch, where one call measures faster than
+// one madvise() each; otherwise one madvise() each, then the mprotect
+// fallback. methods[i] says how page i went.
+inline constexpr int kMaxGuardBatch = 64;
+inline constexpr int kMinGuardBatch = 3;
+void InstallGuards(void* const* pages, int n, GuardMethod* methods,
+                   size_t mappings = 2);
+
 // Gives back to the budget the mappings of an mprotect'ed guard whose
 // mapping was unmapped (a large stack's).
 void ReleaseGuard(size_t mappings);
 
 // Sets the fallback's budget, in mappings; guards already made stay.
-void SetGuardMappingBudget(size_t mappings);
+void SetGuardBudget(size_t mappings);
 
 // Mappings the fallback has added so far.
 size_t GuardMappingsUsed();
@@ -47,6 +58,9 @@ namespace internal {
 // Tests: behave as a kernel without MADV_GUARD_INSTALL (true) or probe the
 // kernel again (false).
 void ForceGuardFallback(bool on);
+// Tests: behave as a kernel whose process_madvise() does not take
+// MADV_GUARD_INSTALL (true), or probe it again (false).
+void ForceGuardOneByOne(bool on);
 }  // namespace internal
 
 }  // namespace stackalloc

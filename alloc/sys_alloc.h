@@ -11,10 +11,9 @@
 
 #include <cstddef>
 
-namespace stackalloc {
+#include "base/stack_sizes.h"  // kPageSize
 
-// The system page size (4 KiB on every platform we build for today).
-inline constexpr size_t kPageSize = 4096;
+namespace stackalloc {
 
 // Maps n bytes (rounded up to whole pages) of zeroed, read-write memory
 // aligned to kPageSize. Returns nullptr if n == 0 or the OS refuses.

@@ -20,7 +20,7 @@ std::atomic<int32_t> m_count{0};
 LockFreeStack<M, &M::idlelink> idle_ms;
 std::atomic<int32_t> idle_count{0};
 
-// Every cache closed (limit 0); `orders` points back at itself. Constant
+// Every cache closed (limit 0), and every class led to one of them. Constant
 // initialised: usable by another translation unit's static initialisers.
 ABSL_CONST_INIT StackCaches closed_caches;
 
@@ -189,34 +189,28 @@ StackCaches* ClosedStackCaches() { return &closed_caches; }
 void M::set_curg(G* g) {
   STACKALLOC_DCHECK(internal::tls_m == this);
   curg_ = g;
-  internal::tls_stackcache = g == &g0_ ? &stackcache : &closed_caches;
-}
-
-void M::UpdateOrderCaches() {
-  stackcache.orders =
-      mallocing_ != 0 || gcing_ != 0 ? &closed_caches : &stackcache;
+  internal::tls_stackcache = g == &g0_ ? &mcache.stackcache : &closed_caches;
 }
 
 void M::set_mallocing(int v) {
   mallocing_ = v;
-  UpdateOrderCaches();
+  mcache.stackcache.OpenOrders(mallocing_ == 0 && gcing_ == 0);
 }
 
 void M::set_gcing(int v) {
   gcing_ = v;
-  UpdateOrderCaches();
+  mcache.stackcache.OpenOrders(mallocing_ == 0 && gcing_ == 0);
 }
 
 void mcommoninit(M* m) {
   m->id_ = m_count.fetch_add(1, std::memory_order_relaxed);
   m->fastrand_ = 0x49f6428aU + static_cast<uint32_t>(m->id_);
   for (int k = 0; k < kNumStackOrders; ++k) {
-    StackCache& c = m->stackcache.c[k];
+    StackCache& c = m->mcache.stackcache.c[k];
     c.limit = DefaultStackCacheLimit(k);
     c.stack_size = OrderStackSize(k);
     m->stats.orders[k] = &c.stats;
   }
-  m->UpdateOrderCaches();
   m->sigaltstack = SysAlloc(kSignalStackBytes);  // nullptr: go without.
   RegisterMStatsShard(&m->stats);
   // seq_cst, like ForkPrepare's walk: a fork that misses this M on allm

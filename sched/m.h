@@ -22,8 +22,8 @@
 
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
-#include "alloc/fix_alloc.h"
 #include "base/stack_sizes.h"
+#include "sched/mcache.h"
 #include "stats/mstats.h"
 
 namespace stackalloc {
@@ -48,42 +48,6 @@ struct G {
 
 // Bytes of each M's alternate signal stack.
 inline constexpr size_t kSignalStackBytes = 64 << 10;
-
-// Capacity of each of an M's stack caches; the limit (how much is used) is
-// tunable up to this, see SetStackCacheLimit() in stackalloc.h.
-inline constexpr int kStackCacheMax = 64;
-
-// Default cache limit of an order: 32 stacks of 4 KiB, then as many as make
-// 128 KiB, and never fewer than 2 (so a cache can hold one and pass one on).
-constexpr int DefaultStackCacheLimit(int order) {
-  return (32 >> order) > 2 ? (32 >> order) : 2;
-}
-// The default limit of order 0 (FixedStack).
-inline constexpr int kStackCacheDefaultLimit = DefaultStackCacheLimit(0);
-
-// One order's cache of free stacks in an M (Go 1.1's stackcache): a bounded
-// LIFO array. With k = stats.cached, the stacks are slot[1..k] (slot[k] the
-// top), never more than `limit`. A cache with limit 0 is closed: both fast
-// paths pass it by.
-struct alignas(64) StackCache {
-  // This order's counters; stats.cached is the cache's length.
-  StackOrderShard stats;
-  int64_t limit = 0;
-  size_t stack_size = 0;
-  // slot[0] is never a stack (nullptr), so the fast path's "is this the
-  // stack freed last?" comparison with slot[k] needs no k == 0 case.
-  void* slot[kStackCacheMax + 1] = {};
-};
-
-// All of an M's caches, as the fast paths see them.
-struct StackCaches {
-  // One per order, then one more, always closed: where a size no order
-  // serves leads (see stackalloc.cc), so the fast path needs no range check.
-  StackCache c[kNumStackOrders + 1];
-  // This set, or ClosedStackCaches() while the M is in malloc or GC: the
-  // caches a request for another size than kFixedStack may use.
-  StackCaches* orders = this;
-};
 
 // A set of caches that are all closed; what an unbound thread, or a thread
 // off its g0, sees.
@@ -115,16 +79,11 @@ class M {
   void set_mallocing(int v);
   void set_gcing(int v);
 
-  // The caches of free stacks, one per order (Go 1.1's m->stackcache).
-  StackCaches stackcache;
-  // The M's own stack FixAllocs (Go's m->stackalloc), one per order: they
-  // carve fresh slots (guard + stack) from chunks for this M's caches.
-  FixAlloc stackalloc[kNumStackOrders];
-  // The slot size each stackalloc[] was last set up for (guards on or off).
-  size_t stackalloc_slot[kNumStackOrders] = {};
-  // Carves this M's ChunkRecords (Go's mheap.spanalloc, per M).
-  FixAlloc chunkalloc;
-  // This M's statistics; stats.orders[k] points into stackcache.c[k].
+  // The M's share of the stack allocator (Go's mcache): its caches of free
+  // stacks, carvers and record allocator; sched/mcache.h says who may touch
+  // which part.
+  MCache mcache;
+  // This M's statistics; stats.orders[k] points into its cache of order k.
   MStatsShard stats;
 
   // Link on the idle list while no thread is bound to this M.
@@ -144,7 +103,6 @@ class M {
 
  private:
   friend void mcommoninit(M* m);
-  void UpdateOrderCaches();
 
   int mallocing_ = 0;
   int gcing_ = 0;

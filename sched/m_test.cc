@@ -52,7 +52,7 @@ TEST(MTest, SixtyFourThreadsRegisterAtOnceWhileAReaderWalks) {
         ASSERT_GE(m->id(), 0);
         ASSERT_LT(m->id(), kThreads);
         ASSERT_EQ(m->fastrand(), 0x49f6428aU + m->id());
-        ASSERT_EQ(m->stats.orders[0], &m->stackcache.c[0].stats);
+        ASSERT_EQ(m->stats.orders[0], &m->mcache.stackcache.c[0].stats);
         ASSERT_TRUE(ids.insert(m->id()).second) << "M twice on allm";
       }
       ASSERT_LE(static_cast<int32_t>(ids.size()), std::max(upper, mcount()));
@@ -106,7 +106,7 @@ TEST(MTest, ExitedThreadsMsAreReusedOnTheNewThreadsStack) {
     EXPECT_EQ(m->curg(), m->g0());
     EXPECT_TRUE(m->g0()->OnStack(&local)) << "g0 still on the old thread";
     EXPECT_EQ(m->g0()->m, m);
-    EXPECT_EQ(internal::tls_stackcache, &m->stackcache);
+    EXPECT_EQ(internal::tls_stackcache, &m->mcache.stackcache);
     EXPECT_EQ(internal::tls_m, m);
     reused = m;
   }).join();
@@ -139,7 +139,22 @@ void ExpectClosed(const StackCaches* cs) {
     EXPECT_EQ(c.limit, 0);
     EXPECT_EQ(c.stats.cached.value(), 0);
   }
-  EXPECT_EQ(cs->orders, cs);
+  for (const StackCache* c : cs->by_class) {
+    EXPECT_EQ(c->limit, 0);
+    EXPECT_TRUE(c >= cs->c && c < cs->c + kNumStackOrders + 1);
+  }
+}
+
+// Every class leads to its order's cache, or to the closed one: the fast
+// paths need no range check.
+void ExpectClasses(const StackCaches& cs, bool orders_open) {
+  for (int b = 0; b < kNumStackClasses; ++b) {
+    const int order = b - kFirstStackClass;
+    const bool served =
+        order == 0 || (orders_open && order > 0 && order < kNumStackOrders);
+    EXPECT_EQ(cs.by_class[b], served ? &cs.c[order] : &cs.c[kNumStackOrders])
+        << "class " << b;
+  }
 }
 
 TEST(MTest, SetCurgClosesTheCachesOffG0) {
@@ -148,25 +163,27 @@ TEST(MTest, SetCurgClosesTheCachesOffG0) {
   m->set_curg(&other);
   ExpectClosed(internal::tls_stackcache);
   m->set_curg(m->g0());
-  EXPECT_EQ(internal::tls_stackcache, &m->stackcache);
-  EXPECT_EQ(m->stackcache.orders, &m->stackcache);
+  EXPECT_EQ(internal::tls_stackcache, &m->mcache.stackcache);
+  ExpectClasses(m->mcache.stackcache, /*orders_open=*/true);
   for (int k = 0; k < kNumStackOrders; ++k) {
-    EXPECT_EQ(m->stackcache.c[k].limit, DefaultStackCacheLimit(k));
-    EXPECT_EQ(m->stackcache.c[k].stack_size, OrderStackSize(k));
+    EXPECT_EQ(m->mcache.stackcache.c[k].limit, DefaultStackCacheLimit(k));
+    EXPECT_EQ(m->mcache.stackcache.c[k].stack_size, OrderStackSize(k));
   }
-  EXPECT_EQ(m->stackcache.c[kNumStackOrders].limit, 0);  // Always closed.
+  // Always closed.
+  EXPECT_EQ(m->mcache.stackcache.c[kNumStackOrders].limit, 0);
 }
 
 TEST(MTest, MallocingClosesEveryOrderButTheFixedStackPath) {
   M* m = getm();
   m->set_mallocing(1);
-  EXPECT_EQ(m->stackcache.orders, ClosedStackCaches());
-  EXPECT_EQ(internal::tls_stackcache, &m->stackcache);  // Order 0 stays.
+  ExpectClasses(m->mcache.stackcache, /*orders_open=*/false);
+  // Order 0 stays.
+  EXPECT_EQ(internal::tls_stackcache, &m->mcache.stackcache);
   m->set_mallocing(0);
   m->set_gcing(1);
-  EXPECT_EQ(m->stackcache.orders, ClosedStackCaches());
+  ExpectClasses(m->mcache.stackcache, /*orders_open=*/false);
   m->set_gcing(0);
-  EXPECT_EQ(m->stackcache.orders, &m->stackcache);
+  ExpectClasses(m->mcache.stackcache, /*orders_open=*/true);
 }
 
 TEST(MTest, UnboundThreadsSeeClosedCaches) {

@@ -35,9 +35,10 @@ using boost::context::fiber;
 using boost::context::stack_context;
 using testing_util::RecurseUntilOverflow;
 
-// Boost keeps a copy of the allocator in every fiber: it must be small and
-// trivially copyable, so copying costs nothing and shares nothing.
-static_assert(sizeof(BoostStackAllocator) == sizeof(size_t));
+// Boost keeps a copy of the allocator in every fiber: it must be small (two
+// words, its StackClass) and trivially copyable, so copying costs nothing
+// and shares nothing.
+static_assert(sizeof(BoostStackAllocator) == 2 * sizeof(size_t));
 static_assert(std::is_trivially_copyable_v<BoostStackAllocator>);
 static_assert(std::is_nothrow_copy_constructible_v<BoostStackAllocator>);
 

@@ -1,11 +1,10 @@
-// The stack heap: the process-wide half of the allocator (private to
-// //:stackalloc). It owns the ChunkMap, one StackPool per order, the arena
-// new chunks are cut from, the guard-page policy, the stacks above the
-// largest order, and scavenging. The per-M half (caches, refill, flush) is in
-// stack_cache.h; the public entry points in stackalloc.h.
+// The heap of stack chunks (private to //stack; Go's mheap, for stacks): the
+// ChunkMap from any address to its chunk's record, one StackPool per order,
+// the arena new chunks are cut from, and the making of chunks: recorded,
+// mapped, their guard pages installed.
 //
-// Everything here is thread-safe and lock-free; functions that take an M run
-// on that M's thread and update only its statistics.
+// Thread-safe and lock-free; a function that takes an M runs on the thread
+// bound to it and books what it obtains on that M's statistics.
 
 #ifndef STACK_HEAP_H_
 #define STACK_HEAP_H_
@@ -15,16 +14,12 @@
 
 #include "alloc/chunk.h"
 #include "alloc/chunk_map.h"
-#include "alloc/fix_alloc.h"
+#include "alloc/guard.h"
 #include "alloc/stack_pool.h"
 #include "sched/m.h"
 
 namespace stackalloc {
 namespace internal {
-
-// Orders at and above this one return the pages of each free stack when
-// scavenged, not only those of wholly free chunks: 64 KiB and up.
-inline constexpr int kReleaseStackOrder = 4;
 
 // Every stack chunk and large stack we have mapped.
 ChunkMap& TheChunkMap();
@@ -45,29 +40,35 @@ struct ChunkLayout {
 };
 ChunkLayout LayoutOf(int order, bool guards);
 
-// Whether chunks made from now on have guard pages (default: yes).
-bool GuardsEnabled();
+// A chunk of `order` laid out with guard pages or without, for m's carver,
+// every slot uncarved: one the scavenger released (its pages read as zero,
+// its guards kept), else a new one cut from the arena, recorded, mapped and
+// guarded (Go's mheap.allocManual). Books its stack bytes in m's sys (and
+// out of released, for a released one). nullptr if the OS refused: then no
+// statistic changed but stacks_meta_sys (records and map leaves obtained
+// before the refusal stay for later use).
+ChunkRecord* TakeChunk(M* m, int order, bool guards);
 
-// Sets up (or, after the guard setting changed and its chunk is spent,
-// resets) m's FixAlloc of `order` to carve slots of the current layout.
-// Returns the layout it carves.
-ChunkLayout PrepareStackalloc(M* m, int order);
+// The slot flags (alloc/chunk.h) that say how a slot's guard went.
+uint8_t GuardFlags(GuardMethod how);
 
-// A stack above the largest order, in a mapping of its own with its guard
-// page, or nullptr if the OS refused (then nothing changed).
-void* LargeStackalloc(M* m, size_t n);
-// Frees a stack from LargeStackalloc(n); dies if v is not one, or was
-// allocated with another size.
-void LargeStackfree(M* m, void* v, size_t n);
+// A record from m's FixAlloc of records, its layout open for writing
+// (ChunkRecord::EndRewrite closes it), or nullptr. Counts the metadata it
+// maps in m's meta_sys. FreeRecord gives one back to m's FixAlloc.
+ChunkRecord* NewRecord(M* m);
+void FreeRecord(M* m, ChunkRecord* rec);
 
-// Empties idle Ms' caches into the pools, then scavenges every order's pool.
-// Returns the bytes released.
-size_t Scavenge(M* m);
-// Runs Scavenge() if the scavenging policy says so (SetScavengeThreshold).
-void MaybeScavenge(M* m);
+// Bytes of address space the arena has reserved.
+size_t ArenaReserved();
 
-// The cache limit of an order that Ms adopt at their next exchange.
-int CacheLimit(int order);
+// Where the heap's memory comes from, for fault injection in tests:
+// `n` bytes of zeroed memory, or nullptr. Each applies to memory taken from
+// then on; nullptr restores the default (the arena for chunks, which must
+// be kChunkGranule-aligned; SysAlloc for pool nodes and records).
+using MemorySource = void* (*)(size_t n);
+void SetChunkSource(MemorySource source);
+void SetNodeSource(MemorySource source);
+void SetRecordSource(MemorySource source);
 
 }  // namespace internal
 }  // namespace stackalloc

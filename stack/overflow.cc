@@ -6,9 +6,9 @@
 #include <cstdint>
 
 #include "alloc/chunk.h"
+#include "alloc/chunk_map.h"
 #include "base/throw.h"
 #include "sched/m.h"
-#include "stack/heap.h"
 
 namespace stackalloc {
 namespace internal {
@@ -20,6 +20,8 @@ struct sigaction previous_segv;
 struct sigaction previous_bus;
 
 std::atomic<bool> installed{false};
+// Where OnFault looks a fault address up; set before the handler goes in.
+const ChunkMap* fault_map = nullptr;
 
 [[noreturn]] void ReportOverflow(uintptr_t lo, size_t size, uintptr_t fault) {
   RawBuffer b;
@@ -74,15 +76,13 @@ void OnFault(int sig, siginfo_t* info, void* context) {
   // with kill() or raise() carries a pid there.
   if (info->si_code > 0) {
     const auto a = reinterpret_cast<uintptr_t>(info->si_addr);
-    const ChunkRecord* rec = TheChunkMap().Lookup(a);
-    if (rec != nullptr) {
-      // The record of a large stack freed meanwhile on another thread may
-      // be rewritten as we read it: then the fault is not in its guard.
-      const uint32_t s = rec->ReadBegin();
-      const int slot = rec->SlotOfGuard(a);
-      const uintptr_t lo = slot < 0 ? 0 : rec->StackAt(slot);
-      const size_t size = rec->stack_size;
-      if (slot >= 0 && rec->ReadValid(s)) ReportOverflow(lo, size, a);
+    const ChunkRecord* rec = fault_map->Lookup(a);
+    uintptr_t lo;
+    size_t size;
+    // The record of a large stack freed meanwhile on another thread may be
+    // rewritten as we read it: then the fault is not in its guard.
+    if (rec != nullptr && rec->ReadGuardHolding(a, &lo, &size)) {
+      ReportOverflow(lo, size, a);
     }
   }
   Chain(sig, info, context);
@@ -99,11 +99,12 @@ void Install(int sig, struct sigaction* previous) {
 
 }  // namespace
 
-void InstallOverflowHandler() {
+void InstallOverflowHandler(const ChunkMap* map) {
   if (installed.load(std::memory_order_acquire) ||
       installed.exchange(true, std::memory_order_acq_rel)) {
     return;
   }
+  fault_map = map;
   Install(SIGSEGV, &previous_segv);
   Install(SIGBUS, &previous_bus);
 }

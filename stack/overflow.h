@@ -1,4 +1,4 @@
-// The stack overflow report (private to //:stackalloc).
+// The stack overflow report (private to //stack).
 //
 // A SIGSEGV or SIGBUS whose address lies in one of our guard pages dies with
 // "fatal error: stack overflow: <size>-byte stack [<lo>, <hi>) on M <id>",
@@ -15,11 +15,16 @@
 #define STACK_OVERFLOW_H_
 
 namespace stackalloc {
+
+class ChunkMap;
+
 namespace internal {
 
 // Installs the handler for SIGSEGV and SIGBUS, once (later calls return at
-// once). Thread-safe. Called when the first guarded chunk is made.
-void InstallOverflowHandler();
+// once), over `map`, where it finds the guard page a fault hit: every chunk
+// and large stack of ours, for the life of the process. Thread-safe. Called
+// when the first guarded chunk is made.
+void InstallOverflowHandler(const ChunkMap* map);
 
 }  // namespace internal
 }  // namespace stackalloc

@@ -1,6 +1,9 @@
-// The entry points: the fast paths, and the slow paths that check the
-// contract and dispatch to the caches (stack_cache.cc), the pools and the
-// large stacks (stack_heap.cc).
+// Every function stackalloc.h declares: the fast paths of stackalloc and
+// stackfree, their slow paths, which check the contract and decide which
+// pool serves (an M's cache, its refill from the pool or the carver, a
+// mapping of its own above the largest order) and when to scavenge, and the
+// controls. The jobs themselves are in this folder's other files
+// (docs/design.md, "One stack's journey").
 
 #include "stackalloc.h"
 
@@ -8,35 +11,21 @@
 
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
-#include "base/check.h"
+#include "alloc/guard.h"
 #include "base/sanitizers.h"
 #include "base/throw.h"
 #include "sched/m.h"
 #include "stack/heap.h"
+#include "stack/large_stack.h"
+#include "stack/misuse.h"
+#include "stack/parameters.h"
+#include "stack/scavenge.h"
 #include "stack/stack_cache.h"
 
 namespace stackalloc {
 namespace {
 
 using internal::kCheckEveryCall;
-
-// Byte offset in StackCaches of the cache serving a request of n bytes,
-// indexed by the highest set bit of (n - 1) | (kStackMin - 1): bits 11 to 19
-// are orders 0 to 8; anything else (n == 0, n > kMaxOrderStack) leads to the
-// closed cache at the end, so the fast paths need no range check.
-struct OrderOffsets {
-  uint64_t offset[64];
-  constexpr OrderOffsets() : offset() {
-    for (int b = 0; b < 64; ++b) {
-      const int order = b - 11;
-      offset[b] = static_cast<uint64_t>(
-          sizeof(StackCache) *
-          (order >= 0 && order < kNumStackOrders ? order : kNumStackOrders));
-    }
-  }
-};
-constexpr OrderOffsets kOrderOffsets;
-static_assert(kMaxOrderStack == size_t{1} << 20, "orders are bits 11..19");
 
 // The index of the highest set bit of x != 0, as a full-width register (the
 // builtin's int result would cost a zero extension on the fast path).
@@ -50,46 +39,24 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline uint64_t HighBit(uint64_t x) {
 #endif
 }
 
-// The cache of `cs->orders` that serves a request for n != kFixedStack.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline StackCache* OrderCache(StackCaches* cs,
-                                                           size_t n) {
-  const uint64_t b = HighBit((n - 1) | (kStackMin - 1));
-  return reinterpret_cast<StackCache*>(reinterpret_cast<char*>(cs->orders) +
-                                       kOrderOffsets.offset[b]);
-}
-
+// The cache that serves a request of n bytes: one comparison for
+// kFixedStack, else its class's (StackClassOf, computed as on the fast
+// path). Every size no order serves leads to a closed cache.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline StackCache* CacheFor(StackCaches* cs,
                                                          size_t n) {
   if (ABSL_PREDICT_TRUE(n == kFixedStack)) return &cs->c[0];
-  return OrderCache(cs, n);
-}
-
-[[noreturn]] ABSL_ATTRIBUTE_COLD void DieInMalloc(const char* fn, size_t n) {
-  RawPrintf("%s: in malloc, size=%zu want %zu\n", fn, kFixedStack, n);
-  Throw(fn);
-}
-
-// The contract, for both slow paths; returns the calling thread's M, or
-// nullptr if it had none and the OS refused memory for one.
-M* CheckContract(const char* not_on_g0, const char* fn, size_t n) {
-  M* m = internal::tls_m;
-  if (m == internal::UnboundM()) m = internal::TryBindM();
-  if (m == nullptr) return nullptr;
-  if (m->curg() != m->g0()) Throw(not_on_g0);
-  if ((m->mallocing() != 0 || m->gcing() != 0) && n != kFixedStack) {
-    DieInMalloc(fn, n);
-  }
-  return m;
+  return cs->by_class[HighBit((n - 1) | (kStackMin - 1))];
 }
 
 ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(size_t n) {
-  M* m = CheckContract("stackalloc not on scheduler stack", "stackalloc", n);
+  M* m = internal::CheckContract("stackalloc not on scheduler stack",
+                                 "stackalloc", n);
   if (m == nullptr) return nullptr;  // No M to be had: refused.
   SlowPathGate gate(m);
   if (n == 0) Throw("stackalloc: zero-sized stack");
   const int order = StackOrder(n);
   if (order < 0) return internal::LargeStackalloc(m, n);
-  StackCache& c = m->stackcache.c[order];
+  StackCache& c = m->mcache.stackcache.c[order];
   if (c.stats.cached.value() == 0 && !internal::StackCacheRefill(m, order)) {
     return nullptr;
   }
@@ -102,60 +69,122 @@ ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(size_t n) {
 }
 
 ABSL_ATTRIBUTE_NOINLINE void StackfreeSlow(void* v, size_t n) {
-  M* m = CheckContract("stackfree not on scheduler stack", "stackfree", n);
+  M* m = internal::CheckContract("stackfree not on scheduler stack",
+                                 "stackfree", n);
   if (m == nullptr) Throw("stackfree: out of memory for a new M");
   SlowPathGate gate(m);
   if (v == nullptr) Throw("stackfree: nil stack");
   if (n == 0) Throw("stackfree: zero-sized stack");
   const int order = StackOrder(n);
   if (order < 0) return internal::LargeStackfree(m, v, n);
-  StackCache& c = m->stackcache.c[order];
+  StackCache& c = m->mcache.stackcache.c[order];
   if (c.slot[c.stats.cached.value()] == v) internal::DieFreedAgain(v);
   if (kCheckEveryCall) internal::CheckTakeBack(v, n);
-  if (c.stats.cached.value() >= c.limit) internal::StackCacheRelease(m, order);
+  const bool release = c.stats.cached.value() >= c.limit;
+  if (release) internal::StackCacheRelease(m, order);
   const int64_t k = c.stats.cached.value();
   sanitizer::PoisonMemory(v, c.stack_size);
   c.slot[k + 1] = v;
   c.stats.cached.Set(k + 1);
+  // The pools grew: maybe time to give memory back.
+  if (release) internal::MaybeScavenge(m);
+}
+
+// The fast paths: one thread-local load (the caches of the thread's M while
+// it runs on g0, closed caches otherwise), the cache (given, or found from
+// the size), and an array pop or push whose length store is also the
+// statistics update. Invariant: a cache never holds more than its limit,
+// which only the slow paths change (and they trim the cache when they do).
+// Debug and checked builds take the slow paths every time.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool TryPop(StackCache* c, void** v) {
+  const int64_t k = c->stats.cached.value();
+  if (ABSL_PREDICT_FALSE(k == 0)) return false;
+  c->stats.cached.Set(k - 1);
+  *v = c->slot[k];
+  sanitizer::UnpoisonMemory(*v, c->stack_size);
+  return true;
+}
+
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool TryPush(StackCache* c, void* v) {
+  const int64_t k = c->stats.cached.value();
+  if (ABSL_PREDICT_FALSE(k == c->limit)) return false;
+  // The one ownership check the fast path affords: the stack freed last on
+  // this M is not freed again (slot[0] is never a stack, but nullptr).
+  if (ABSL_PREDICT_FALSE(c->slot[k] == v)) internal::DieFreedAgain(v);
+  sanitizer::PoisonMemory(v, c->stack_size);
+  c->slot[k + 1] = v;
+  c->stats.cached.Set(k + 1);
+  return true;
 }
 
 }  // namespace
 
-// The fast paths: one thread-local load (the caches of the thread's M while
-// it runs on g0, closed caches otherwise), the cache for the size (one
-// comparison for kFixedStack), and an array pop or push whose length store
-// is also the statistics update. Invariant: a cache never holds more than
-// its limit, which only the slow paths change (and they trim the cache when
-// they do). Debug and checked builds take the slow paths every time.
 void* stackalloc(size_t n) {
-  if (!kCheckEveryCall) {
-    StackCache* c = CacheFor(internal::tls_stackcache, n);
-    const int64_t k = c->stats.cached.value();
-    if (ABSL_PREDICT_TRUE(k != 0)) {
-      c->stats.cached.Set(k - 1);
-      void* v = c->slot[k];
-      sanitizer::UnpoisonMemory(v, c->stack_size);
-      return v;
-    }
+  void* v;
+  if (!kCheckEveryCall && TryPop(CacheFor(internal::tls_stackcache, n), &v)) {
+    return v;
   }
   return StackallocSlow(n);
 }
 
 void stackfree(void* v, size_t n) {
-  if (!kCheckEveryCall) {
-    StackCache* c = CacheFor(internal::tls_stackcache, n);
-    const int64_t k = c->stats.cached.value();
-    if (ABSL_PREDICT_TRUE(k != c->limit)) {
-      // The one ownership check the fast path affords: the stack freed last
-      // on this M is not freed again (slot[0] is never a stack, but nullptr).
-      if (ABSL_PREDICT_FALSE(c->slot[k] == v)) internal::DieFreedAgain(v);
-      sanitizer::PoisonMemory(v, c->stack_size);
-      c->slot[k + 1] = v;
-      c->stats.cached.Set(k + 1);
-      return;
-    }
+  if (!kCheckEveryCall && TryPush(CacheFor(internal::tls_stackcache, n), v)) {
+    return;
   }
   StackfreeSlow(v, n);
+}
+
+void* stackalloc(StackClass c) {
+  void* v;
+  if (!kCheckEveryCall &&
+      TryPop(internal::tls_stackcache->by_class[c.index_], &v)) {
+    return v;
+  }
+  return StackallocSlow(c.size());
+}
+
+void stackfree(void* v, StackClass c) {
+  if (!kCheckEveryCall &&
+      TryPush(internal::tls_stackcache->by_class[c.index_], v)) {
+    return;
+  }
+  StackfreeSlow(v, c.size());
+}
+
+bool SetStackCacheLimit(int limit, size_t stack_size) {
+  const int order = StackOrder(stack_size);
+  if (order < 0 || limit < 2 || limit > kStackCacheMax || limit % 2 != 0) {
+    return false;
+  }
+  internal::SetCacheLimit(order, limit);
+  return true;
+}
+
+size_t ScavengeStacks() {
+  M* m = internal::tls_m;
+  if (m == internal::UnboundM()) m = internal::TryBindM();
+  if (m == nullptr) return 0;  // Out of memory for an M: nothing released.
+  SlowPathGate gate(m);
+  return internal::Scavenge(m);
+}
+
+void SetScavengeThreshold(size_t bytes) {
+  internal::SetScavengeThreshold(bytes);
+}
+
+bool SetStackGuards(bool on) { return internal::SetGuardsEnabled(on); }
+
+void SetGuardMappingBudget(size_t mappings) { SetGuardBudget(mappings); }
+
+bool FindStack(const void* p, void** lo, size_t* size) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  const ChunkRecord* rec = internal::TheChunkMap().Lookup(a);
+  uintptr_t stack;
+  // A large stack freed meanwhile on another thread takes its record with
+  // it, and the record may be rewritten for another chunk as we read.
+  if (rec == nullptr || !rec->ReadStackHolding(a, &stack, size)) return false;
+  *lo = reinterpret_cast<void*>(stack);
+  return true;
 }
 
 }  // namespace stackalloc

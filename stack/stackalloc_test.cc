@@ -181,7 +181,7 @@ TEST_P(StackallocTest, SizesBetweenOrdersRoundUp) {
 
 TEST_P(StackallocTest, CacheOverflowAndUnderflowKeepCountersExact) {
   M* m = getm();
-  const StackCache& c = m->stackcache.c[order()];
+  const StackCache& c = m->mcache.stackcache.c[order()];
   const int64_t cached0 = c.stats.cached.value();
   const int limit = DefaultStackCacheLimit(order());
   std::vector<void*> v;
@@ -248,7 +248,7 @@ TEST_P(StackallocTest, CacheLimitIsTunableAndEnforced) {
   EXPECT_FALSE(SetStackCacheLimit(kStackCacheMax + 2, s));
   EXPECT_FALSE(SetStackCacheLimit(8, kMaxOrderStack + 1));
   ASSERT_TRUE(SetStackCacheLimit(4, s));
-  const StackCache& c = getm()->stackcache.c[order()];
+  const StackCache& c = getm()->mcache.stackcache.c[order()];
   std::vector<void*> v;
   for (int i = 0; i < 40; ++i) v.push_back(stackalloc(s));
   for (void* p : v) {

@@ -1,5 +1,5 @@
 // Fault injection and inside views of the entry point, for tests only
-// (testonly target //stack:test_peer; defined in stack/heap.cc).
+// (testonly target //stack:test_peer).
 //
 // Thread-safe; a source installed here applies to chunks and records taken
 // from then on.

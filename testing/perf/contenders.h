@@ -3,10 +3,13 @@
 // Ours, Old and Bare give kFixedStack (4 KiB) stacks; OursOf<N>, OldOf<N> and
 // BareOf<N> stacks of N bytes (a stack order's size):
 //
-//   Ours  stackalloc / stackfree
-//   Old   the seed's old design: one FixAlloc behind a global lock for
-//         4 KiB, malloc / free for every other size (as the seed did)
-//   Bare  a bare thread-local free list, called out of line (the limit)
+//   Ours       stackalloc(n) / stackfree(v, n)
+//   OursClass  stackalloc(c) / stackfree(v, c), with c = StackClass(n)
+//              resolved once per contender from a size the compiler cannot
+//              see, as BoostStackAllocator and the fiber runtime do
+//   Old        the seed's old design: one FixAlloc behind a global lock for
+//              4 KiB, malloc / free for every other size (as the seed did)
+//   Bare       a bare thread-local free list, called out of line (the limit)
 //
 // Contenders have no state and their members are inline: a call compiles to
 // the allocator's own call and nothing else, so a benchmark times, and
@@ -33,6 +36,21 @@ struct OursOf {
   void Free(void* v) { stackfree(v, N); }
 };
 using Ours = OursOf<kFixedStack>;
+
+// n, as a value the compiler cannot fold: a size known only at run time.
+inline size_t RunTimeSize(size_t n) {
+  asm volatile("" : "+r"(n));
+  return n;
+}
+
+template <size_t N>
+struct OursClassOf {
+  OursClassOf() : c(RunTimeSize(N)) {}
+  void* Alloc() { return stackalloc(c); }
+  void Free(void* v) { stackfree(v, c); }
+  StackClass c;
+};
+using OursClass = OursClassOf<kFixedStack>;
 
 template <size_t N>
 struct OldOf {

@@ -4,19 +4,26 @@
 //
 //   bazel build -c opt //testing/perf:pair_instructions
 //   valgrind --tool=callgrind --toggle-collect='*RunPairs*'
-//     bazel-bin/testing/perf/pair_instructions ours      # or: ours64k, bare,
-//     old
+//     bazel-bin/testing/perf/pair_instructions ours 65536
 //
-// ours64k is a pair of another order than kFixedStack (64 KiB), which finds
-// its cache by the size's high bit instead of the one comparison.
+// The contender is ours (stackalloc(n) / stackfree(v, n)), class (the same
+// with n resolved once to a StackClass), bare (a thread-local free list per
+// order) or old (the seed's old design); the size, in bytes, one of an
+// order's (default 4096), is read from the command line, so the compiler
+// folds nothing: each call finds its cache from a size it learns at run
+// time, as BoostStackAllocator's and the fiber runtime's do.
 //
 // Instructions per pair = the collected total / kPairs (printed).
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/base/attributes.h"
-#include "testing/perf/contenders.h"
+#include "base/stack_sizes.h"
+#include "stackalloc.h"
+#include "testing/baselines/bare_free_list.h"
+#include "testing/baselines/seed_designs.h"
 
 namespace stackalloc {
 namespace baseline {
@@ -24,9 +31,32 @@ namespace {
 
 constexpr long kPairs = 1000000;
 
+struct Ours {
+  size_t n;
+  void* Alloc() const { return stackalloc(n); }
+  void Free(void* v) const { stackfree(v, n); }
+};
+
+struct Class {
+  StackClass c;
+  void* Alloc() const { return stackalloc(c); }
+  void Free(void* v) const { stackfree(v, c); }
+};
+
+struct Bare {
+  int order;
+  void* Alloc() const { return BareAllocOrder(order); }
+  void Free(void* v) const { BareFreeOrder(v, order); }
+};
+
+struct Old {
+  size_t n;
+  void* Alloc() const { return OldStackalloc(n); }
+  void Free(void* v) const { OldStackfree(v, n); }
+};
+
 template <typename Contender>
-ABSL_ATTRIBUTE_NOINLINE void RunPairs(long n) {
-  Contender c;
+ABSL_ATTRIBUTE_NOINLINE void RunPairs(const Contender& c, long n) {
   for (long i = 0; i < n; ++i) {
     void* p = c.Alloc();
     asm volatile("" : : "r"(p) : "memory");  // Keep p, like DoNotOptimize.
@@ -34,11 +64,12 @@ ABSL_ATTRIBUTE_NOINLINE void RunPairs(long n) {
   }
 }
 
-// One pair outside the collected function: binds the M, fills caches.
+// One pair outside the collected function binds the M and fills caches.
 template <typename Contender>
-void WarmUp() {
-  Contender c;
+void Run(const Contender& c) {
+  stackfree(stackalloc(kFixedStack), kFixedStack);  // Old, too, wants an M.
   c.Free(c.Alloc());
+  RunPairs(c, kPairs);
 }
 
 }  // namespace
@@ -48,25 +79,26 @@ void WarmUp() {
 int main(int argc, char** argv) {
   using namespace stackalloc::baseline;  // NOLINT(build/namespaces)
   const char* which = argc > 1 ? argv[1] : "ours";
-  void (*run)(long) = nullptr;
-  void (*warm_up)() = &WarmUp<Ours>;  // Old, too, wants a bound M.
-  if (strcmp(which, "ours") == 0) {
-    run = &RunPairs<Ours>;
-  } else if (strcmp(which, "ours64k") == 0) {
-    run = &RunPairs<OursOf<size_t{64} << 10>>;
-    warm_up = &WarmUp<OursOf<size_t{64} << 10>>;
-  } else if (strcmp(which, "bare") == 0) {
-    run = &RunPairs<Bare>;
-    warm_up = &WarmUp<Bare>;
-  } else if (strcmp(which, "old") == 0) {
-    run = &RunPairs<Old>;
-  } else {
-    fprintf(stderr, "usage: %s ours|ours64k|bare|old\n", argv[0]);
+  const size_t n = argc > 2 ? strtoull(argv[2], nullptr, 10) : 4096;
+  const int order = stackalloc::StackOrder(n);
+  if (order < 0 || stackalloc::OrderStackSize(order) != n) {
+    fprintf(stderr, "%s: the size must be an order's (4096 ... 1048576)\n",
+            argv[0]);
     return 2;
   }
-  warm_up();
-  run(kPairs);
-  printf("%s: %ld pairs; instructions per pair = collected Ir / %ld\n", which,
-         kPairs, kPairs);
+  if (strcmp(which, "ours") == 0) {
+    Run(Ours{n});
+  } else if (strcmp(which, "class") == 0) {
+    Run(Class{stackalloc::StackClass(n)});
+  } else if (strcmp(which, "bare") == 0) {
+    Run(Bare{order});
+  } else if (strcmp(which, "old") == 0) {
+    Run(Old{n});
+  } else {
+    fprintf(stderr, "usage: %s ours|class|bare|old [bytes]\n", argv[0]);
+    return 2;
+  }
+  printf("%s %zu: %ld pairs; instructions per pair = collected Ir / %ld\n",
+         which, n, kPairs, kPairs);
   return 0;
 }

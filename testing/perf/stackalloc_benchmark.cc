@@ -38,6 +38,7 @@ template <size_t N>
 void RegisterOrder() {
   const std::string group = PairGroup(N) + "/";
   internal::Register(group + "ours", &PairWorkload<OursOf<N>>);
+  internal::Register(group + "ours_class", &PairWorkload<OursClassOf<N>>);
   internal::Register(group + "old", &PairWorkload<OldOf<N>>);
   internal::Register(group + "bare", &PairWorkload<BareOf<N>>);
 }
@@ -90,6 +91,10 @@ int main(int argc, char** argv) {
   ComparisonReporter reporter("ours");
   reporter.SetCaption("pair",
                       "op = one 4 KiB alloc + free pair on each thread");
+  reporter.AddNote(
+      "ours: stackalloc(n) / stackfree(v, n); ours_class: the same size "
+      "resolved once per thread to a StackClass, from a value known only at "
+      "run time");
   reporter.AddNote(
       "carve: ns per chunk carved (stacks_per_chunk stacks, each slot's "
       "guard installed with MADV_GUARD_INSTALL); no_guards: the seed's "

@@ -123,16 +123,16 @@ TEST(MReuseTest, ScavengeEmptiesIdleMsCaches) {
     for (void* p : v) stackfree(p, kFixedStack);
   }).join();
   ASSERT_GT(ReadMemStats().stacks_cached,
-            getm()->stackcache.c[0].stats.cached.value() * kFixedStack);
+            getm()->mcache.stackcache.c[0].stats.cached.value() * kFixedStack);
   ScavengeStacks();
   const MemStats st = ReadMemStats();
   EXPECT_EQ(
       st.stacks_cached,
-      static_cast<uint64_t>(getm()->stackcache.c[0].stats.cached.value()) *
+      static_cast<uint64_t>(getm()->mcache.stackcache.c[0].stats.cached.value()) *
           kFixedStack);
   for (M* m = allm(); m != nullptr; m = m->alllink()) {
     if (m != getm()) {
-      EXPECT_EQ(m->stackcache.c[0].stats.cached.value(), 0) << m->id();
+      EXPECT_EQ(m->mcache.stackcache.c[0].stats.cached.value(), 0) << m->id();
     }
   }
 }

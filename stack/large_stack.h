@@ -1,0 +1,29 @@
+// Stacks above the largest order (private to //stack; Go's stackLarge, a
+// span each): a mapping of their own, n rounded up to whole pages, with its
+// guard page below, recorded in the ChunkMap like a chunk of one slot.
+//
+// Runs on the thread bound to m, and books on m's statistics.
+
+#ifndef STACK_LARGE_STACK_H_
+#define STACK_LARGE_STACK_H_
+
+#include <cstddef>
+
+#include "sched/m.h"
+
+namespace stackalloc {
+namespace internal {
+
+// A stack of PageRoundUp(n) bytes, kMaxOrderStack < n <= kMaxStackRequest,
+// or nullptr if n is larger or the OS refused (then nothing changed but
+// stacks_meta_sys).
+void* LargeStackalloc(M* m, size_t n);
+
+// Frees a stack from LargeStackalloc(n); dies if v is not one, or was
+// allocated with another size.
+void LargeStackfree(M* m, void* v, size_t n);
+
+}  // namespace internal
+}  // namespace stackalloc
+
+#endif  // STACK_LARGE_STACK_H_

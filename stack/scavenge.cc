@@ -1,0 +1,71 @@
+#include "stack/scavenge.h"
+
+#include <atomic>
+
+#include "absl/base/attributes.h"
+#include "alloc/stack_pool.h"
+#include "base/stack_sizes.h"
+#include "stack/heap.h"
+#include "stack/parameters.h"
+#include "stack/stack_cache.h"
+
+namespace stackalloc {
+namespace internal {
+namespace {
+
+// Pool bytes left by the last scavenge: the policy waits for twice that.
+ABSL_CONST_INIT std::atomic<size_t> pooled_after_scavenge{0};
+
+size_t PooledBytes() {
+  size_t bytes = 0;
+  for (int k = 0; k < kNumStackOrders; ++k) {
+    const StackPool& pool = PoolOf(k);
+    // Stacks whose pages went already hold no memory.
+    bytes += static_cast<size_t>(pool.stacks() - pool.released_stacks()) *
+             OrderStackSize(k);
+  }
+  return bytes;
+}
+
+// Books one order's pass on m's shard; returns the bytes it released.
+size_t Account(M* m, int order, const StackPool::ScavengeResult& r) {
+  StackOrderShard& st = m->mcache.stackcache.c[order].stats;
+  const auto size = static_cast<int64_t>(OrderStackSize(order));
+  const int64_t newly =
+      (r.chunk_stacks - r.chunk_stacks_were_released + r.stacks_released) *
+      size;
+  st.carved.Add(-r.chunk_stacks);
+  st.pool_released.Add(r.stacks_released - r.chunk_stacks_were_released);
+  st.released.Add(r.chunk_stacks * size);
+  st.sys.Add(-newly);
+  return static_cast<size_t>(newly);
+}
+
+}  // namespace
+
+size_t Scavenge(M* m) {
+  // Idle Ms (their threads exited) would hold their caches until a thread
+  // enters again: empty them into the pools, so their chunks can go too.
+  ForEachIdleM([](M* idle, void*) { EmptyCaches(idle); }, nullptr);
+  size_t released = 0;
+  for (int k = 0; k < kNumStackOrders; ++k) {
+    const StackPool::ScavengeResult r =
+        PoolOf(k).Scavenge(/*release_stacks=*/k >= kReleaseStackOrder);
+    if (r.ran) released += Account(m, k, r);
+  }
+  pooled_after_scavenge.store(PooledBytes(), std::memory_order_relaxed);
+  return released;
+}
+
+void MaybeScavenge(M* m) {
+  const size_t threshold = ScavengeThreshold();
+  if (threshold == 0) return;
+  const size_t pooled = PooledBytes();
+  if (pooled > threshold &&
+      pooled >= 2 * pooled_after_scavenge.load(std::memory_order_relaxed)) {
+    Scavenge(m);
+  }
+}
+
+}  // namespace internal
+}  // namespace stackalloc
