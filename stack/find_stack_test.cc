@@ -23,7 +23,6 @@ namespace stackalloc {
 namespace {
 
 using internal::StackallocTestPeer;
-using testing_util::StackBytes;
 
 bool Find(const void* p, void** lo, size_t* size) {
   *lo = reinterpret_cast<void*>(0xdead);
@@ -183,8 +182,13 @@ TEST(FindStackTest, LargeStacksFreedAndReusedMeanwhile) {
       stackfree(s, n);
     }
   });
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (std::chrono::steady_clock::now() < end) {
+  // Two seconds, and longer (up to 30) until a look found a stack live: on
+  // a loaded machine the two threads may seldom run at once.
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + std::chrono::seconds(2);
+  const auto last = start + std::chrono::seconds(30);
+  for (auto now = start; now < end || (hits.load() == 0 && now < last);
+       now = std::chrono::steady_clock::now()) {
     char* p = published.load();
     if (p == nullptr) continue;
     void* lo;
