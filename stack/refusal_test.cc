@@ -39,7 +39,6 @@ using testing_util::DescribeWaitStatus;
 using testing_util::FirstInexactPool;
 using testing_util::RunInChild;
 using testing_util::RunThreads;
-using testing_util::StackBytes;
 using testing_util::StackStatsDiff;
 using testing_util::VmSize;
 

@@ -29,9 +29,7 @@ namespace stackalloc {
 namespace {
 
 using internal::StackallocTestPeer;
-using testing_util::kMaxRequest;
 using testing_util::MarkedStack;
-using testing_util::StackBytes;
 using testing_util::StackStatsDiff;
 
 constexpr bool kGuards = STACKALLOC_TEST_GUARDS;
@@ -405,12 +403,12 @@ TEST(SizesTest, EveryBoundaryOnFreshThreads) {
 // Above the largest request, nullptr and no statistic changed; the largest
 // itself is served, or refused by the OS (a mapping of 1 TiB) the same way.
 TEST(SizesTest, UnmappableSizesAreRefusedWithNoStatisticChanged) {
-  for (size_t n : {kMaxRequest + 1, SIZE_MAX, SIZE_MAX - 4095, SIZE_MAX / 2,
-                   size_t{1} << 47, kMaxRequest}) {
+  for (size_t n : {kMaxStackRequest + 1, SIZE_MAX, SIZE_MAX - 4095,
+                   SIZE_MAX / 2, size_t{1} << 47, kMaxStackRequest}) {
     const MemStats before = ReadMemStats();
     void* v = stackalloc(n);
     const MemStats after = ReadMemStats();
-    if (n > kMaxRequest) {
+    if (n > kMaxStackRequest) {
       EXPECT_EQ(v, nullptr) << n;
     } else if (v != nullptr) {
       EXPECT_EQ(after.stacks_inuse - before.stacks_inuse, StackBytes(n));

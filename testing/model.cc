@@ -22,7 +22,6 @@ namespace model {
 namespace {
 
 using internal::StackallocTestPeer;
-using testing_util::StackBytes;
 using testing_util::StackStatsDiff;
 
 constexpr int kMaxLive = 400;

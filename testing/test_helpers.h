@@ -1,8 +1,9 @@
-// What tests across the tree share, each written once: the bytes a request
-// takes and the largest request (README "Sizes"), the statistics a refusal
-// must leave alone and the pools' exactness, a write into a guard page, a
-// recursion without end, marked stacks, every order allocated and freed,
-// threads run at once, and child processes with their wait status.
+// What tests across the tree share, each written once: the statistics a
+// refusal must leave alone and the pools' exactness, a write into a guard
+// page, a recursion without end, marked stacks, every order allocated and
+// freed, threads run at once, and child processes with their wait status.
+// (The bytes a request takes and the largest request are the library's own,
+// StackBytes and kMaxStackRequest in base/stack_sizes.h.)
 //
 // For tests only (testonly //testing:test_helpers). Thread-safe unless a
 // function says otherwise.
@@ -20,30 +21,10 @@
 #include <type_traits>
 #include <vector>
 
-#include "base/stack_sizes.h"
 #include "stats/mstats.h"
 
 namespace stackalloc {
 namespace testing_util {
-
-// --- Sizes -------------------------------------------------------------------
-
-// The largest request stackalloc serves: a larger one is refused with
-// nullptr (README "Sizes").
-inline constexpr size_t kMaxRequest = size_t{1} << 40;
-
-// The page size large stacks are rounded to.
-inline constexpr size_t kLargeStackPage = 4096;
-
-// The bytes stackalloc(n) takes, and stacks_inuse grows by, for
-// 0 < n <= kMaxRequest: the size of n's order up to kMaxOrderStack (1 MiB),
-// n rounded up to whole pages above.
-constexpr size_t StackBytes(size_t n) {
-  const int order = StackOrder(n);
-  return order >= 0
-             ? OrderStackSize(order)
-             : (n + kLargeStackPage - 1) / kLargeStackPage * kLargeStackPage;
-}
 
 // --- Statistics --------------------------------------------------------------
 

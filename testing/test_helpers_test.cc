@@ -17,23 +17,6 @@ namespace stackalloc {
 namespace testing_util {
 namespace {
 
-TEST(TestHelpersTest, StackBytesIsWhatStackallocTakes) {
-  static_assert(StackBytes(1) == 4096);
-  static_assert(StackBytes(4097) == 8192);
-  static_assert(StackBytes(kMaxOrderStack) == kMaxOrderStack);
-  static_assert(StackBytes(kMaxOrderStack + 1) == kMaxOrderStack + 4096);
-  static_assert(StackBytes(kMaxRequest) == kMaxRequest);
-  for (size_t n : {size_t{1}, size_t{5000}, kMaxOrderStack - 1,
-                   kMaxOrderStack + 1, (size_t{3} << 20) + 17}) {
-    const uint64_t inuse = ReadMemStats().stacks_inuse;
-    void* v = stackalloc(n);
-    ASSERT_NE(v, nullptr) << n;
-    EXPECT_EQ(ReadMemStats().stacks_inuse - inuse, StackBytes(n)) << n;
-    stackfree(v, n);
-  }
-  EXPECT_EQ(stackalloc(kMaxRequest + 1), nullptr);
-}
-
 TEST(TestHelpersTest, StackStatsDiffNamesWhatDiffersButMetaSys) {
   MemStats a, b;
   EXPECT_EQ(StackStatsDiff(a, b), "");

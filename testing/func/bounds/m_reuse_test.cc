@@ -126,10 +126,10 @@ TEST(MReuseTest, ScavengeEmptiesIdleMsCaches) {
             getm()->mcache.stackcache.c[0].stats.cached.value() * kFixedStack);
   ScavengeStacks();
   const MemStats st = ReadMemStats();
-  EXPECT_EQ(
-      st.stacks_cached,
-      static_cast<uint64_t>(getm()->mcache.stackcache.c[0].stats.cached.value()) *
-          kFixedStack);
+  EXPECT_EQ(st.stacks_cached,
+            static_cast<uint64_t>(
+                getm()->mcache.stackcache.c[0].stats.cached.value()) *
+                kFixedStack);
   for (M* m = allm(); m != nullptr; m = m->alllink()) {
     if (m != getm()) {
       EXPECT_EQ(m->mcache.stackcache.c[0].stats.cached.value(), 0) << m->id();

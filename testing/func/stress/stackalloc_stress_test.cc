@@ -26,7 +26,6 @@ namespace {
 using internal::StackallocTestPeer;
 using testing_util::MarkedStack;
 using testing_util::RunThreads;
-using testing_util::StackBytes;
 
 // A size of a random order (sometimes between orders, sometimes above the
 // largest), weighted toward the small ones as fiber runtimes are.
