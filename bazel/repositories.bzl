@@ -34,7 +34,7 @@ _SYSTEM_LIBRARIES = [
     ("com_google_googletest", GOOGLETEST_BUILD_FILES, ["libgtest-dev"], "/usr/include/gtest/gtest.h"),
     ("com_github_google_benchmark", BENCHMARK_BUILD_FILES, ["libbenchmark-dev"], "/usr/include/benchmark/benchmark.h"),
     ("boost", BOOST_BUILD_FILES, _BOOST_PACKAGES, "/usr/include/boost/context/fiber.hpp"),
-    # Malloc replacements, only for benchmarks (//testing:peers_benchmark).
+    # Malloc replacements, only for benchmarks (//testing/perf:peers_benchmark).
     ("jemalloc", JEMALLOC_BUILD_FILES, ["libjemalloc-dev"], "/usr/include/jemalloc/jemalloc.h"),
     ("gperftools", GPERFTOOLS_BUILD_FILES, ["libgoogle-perftools-dev"], "/usr/include/gperftools/tcmalloc.h"),
     ("mimalloc", MIMALLOC_BUILD_FILES, ["libmimalloc-dev"], "/usr/include/mimalloc.h"),

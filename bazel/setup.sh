@@ -22,10 +22,10 @@ packages=(
   clang-14                   # the libFuzzer target (--config=fuzz)
   libclang-rt-14-dev         # its fuzzer and sanitizer runtimes
   jq                         # .ci/run reads Bazel's build event JSON with it
-  golang-go                  # Go 1.19, the peer in //testing:stack_growth_report
+  golang-go                  # Go 1.19, the peer in //testing/perf:stack_growth_report
   valgrind
-  gnuplot-nox                # //testing:charts draws the benchmark charts
-  python3                    # ... from the benchmarks' JSON (testing/plot_benchmarks.py)
+  gnuplot-nox                # //testing/perf:charts draws the benchmark charts
+  python3                    # ... from the benchmarks' JSON (testing/perf/plot_benchmarks.py)
 )
 
 missing=()

@@ -148,7 +148,7 @@ BOOST_BUILD_FILES = {
     ]),
 }
 
-# Malloc replacements, for //testing:peers_benchmark. Each defines malloc
+# Malloc replacements, for //testing/perf:peers_benchmark. Each defines malloc
 # itself: link at most one into a binary.
 
 JEMALLOC_BUILD_FILES = {

@@ -1,14 +1,19 @@
 // Every entry point of proc.h called from a context it does not support
 // dies with a clear "fatal error: ..." instead of hanging or corrupting:
 // the controlling calls from inside the runtime, spawns without a runtime,
-// impossible stack sizes, and exceptions on Gs.
+// impossible stack sizes, exceptions on Gs and out of Systemstack, a G's
+// overflow, and stackalloc on a G's stack.
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "proc/proc.h"
+#include "stackalloc.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace proc {
@@ -119,21 +124,40 @@ TEST_F(ProcDeathTest, StopWhileCopyingAClosureDies) {
       "while it copies the closure \\(it would wait for itself\\)");
 }
 
+// (Wait in the copy once died, as Stop does.)
+std::atomic<int> waits_in_copy{0};
+void CountedWait() {
+  Wait();
+  waits_in_copy.fetch_add(1);
+}
+
 TEST(ProcContextTest, WaitWhileCopyingAClosureReturns) {
   StartOne();
-  CallsInCopy<&Wait> c;
+  CallsInCopy<&CountedWait> c;
   Go(c);
+  EXPECT_EQ(waits_in_copy.load(), 1);
   Wait();
   Stop();
   EXPECT_EQ(ReadProcStats().gs_finished, 1u);
 }
 
-// Wait and Stop without a runtime are not errors: they have nothing to do.
+// Wait and Stop without a runtime are not errors: they have nothing to do,
+// and leave the statistics of the last runtime as they were.
 TEST(ProcContextTest, WaitAndStopWithoutARuntimeReturn) {
+  StartOne();
+  Go([] {});
+  Stop();
   Wait();
   Stop();
   Stop();
-  SUCCEED();
+  const ProcStats st = ReadProcStats();
+  EXPECT_EQ(st.gs_started, 1u);
+  EXPECT_EQ(st.gs_finished, 1u);
+  StartOne();  // A runtime starts after them as ever.
+  std::atomic<int> ran{0};
+  Go([&ran] { ran.fetch_add(1); });
+  Stop();
+  EXPECT_EQ(ran.load(), 1);
 }
 
 // Gosched off a G, and Go from an M's scheduler stack, are supported.
@@ -186,6 +210,29 @@ TEST_F(ProcDeathTest, WithStackLargerThanTheThreadStackDies) {
                "stack, which is not a G's");
 }
 
+// "Gosched, Systemstack and WithStack may be called from anywhere (off a
+// G, Gosched does nothing and the other two just call their function)."
+// Off a G, WithStack calls its function when the thread's own stack has
+// the room, bound or not, and otherwise dies (a thread's stack cannot
+// grow): never served short, whether the thread entered the runtime or not.
+TEST_F(ProcDeathTest, WithStackOffAGCallsItsFunctionOrDies) {
+  for (bool bound : {false, true}) {
+    std::thread([bound] {
+      if (bound) stackfree(stackalloc(kFixedStack), kFixedStack);
+      EXPECT_EQ(WithStack(1024, [] { return 7; }), 7);
+    }).join();
+    EXPECT_DEATH(
+        {
+          std::thread([bound] {
+            if (bound) stackfree(stackalloc(kFixedStack), kFixedStack);
+            WithStack(size_t{64} << 20, [] { return 7; });
+          }).join();
+        },
+        "fatal error: withstack: 67108864 bytes do not fit on this "
+        "stack, which is not a G's");
+  }
+}
+
 TEST(ProcContextTest, WithStackAtTheMaximumIsServed) {
   StartOne();
   std::atomic<int> got{0};
@@ -234,6 +281,40 @@ TEST_F(ProcDeathTest, ExceptionEscapingWithStackDies) {
   EXPECT_DEATH(InAG([] { WithStack(kUnwindStack, [] { ThrowIt(2); }); }),
                "fatal error: goroutine [0-9]+: an exception escaped a "
                "WithStack function");
+}
+
+// Systemstack's function must not throw: if it does, a clear fatal error
+// (it once reached std::terminate in Systemstack's noexcept trampoline).
+TEST_F(ProcDeathTest, AnExceptionOutOfSystemstackDiesClearly) {
+  EXPECT_DEATH(InAG([] { Systemstack([] { throw 7; }); }),
+               "fatal error: systemstack: an exception escaped its function");
+}
+
+// A G that recurses past its 4 KiB stack without WithStack runs into the
+// guard page below it, and the overflow report names the stack, the M and
+// the G, as the README's does ("on M 3, G 17 (fault at"; proc once never set
+// G::goid, and the report read "G  (fault").
+TEST_F(ProcDeathTest, AGRecursingPastItsStackIsReportedNamingTheG) {
+  EXPECT_DEATH(
+      {
+        Options o;
+        o.gomaxprocs = 2;
+        Start(o);
+        Go([] { testing_util::RecurseUntilOverflow(); });
+        Wait();
+      },
+      "fatal error: stack overflow: 4096-byte stack \\[0x[0-9a-f]+, "
+      "0x[0-9a-f]+\\) on M [0-9]+, G [1-9][0-9]* \\(fault at");
+}
+
+// stackalloc on a G's own stack, not through Systemstack: the seed's
+// message.
+TEST_F(ProcDeathTest, StackallocOnAGsStackDies) {
+  EXPECT_DEATH(InAG([] {
+                 void* v = stackalloc(kFixedStack);
+                 asm volatile("" : : "r"(v) : "memory");
+               }),
+               "stackalloc not on scheduler stack");
 }
 
 TEST(ProcExceptionTest, ThrowAndCatchInsideWithStackWork) {

@@ -26,12 +26,14 @@
 #include "gtest/gtest.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace {
 
 using boost::context::fiber;
 using boost::context::stack_context;
+using testing_util::RecurseUntilOverflow;
 
 // Boost keeps a copy of the allocator in every fiber: it must be small (two
 // words, its StackClass) and trivially copyable, so copying costs nothing
@@ -377,16 +379,6 @@ TEST(BoostStackAllocatorDeathTest, DeallocatingTwiceDies) {
       "fatal error: stackfree: 16384-byte stack 0x[0-9a-f]+ freed twice");
 }
 
-// Recursion without end; every frame writes below the last, so it reaches
-// the guard page (each frame is far smaller than the page).
-volatile bool recurse_forever = true;
-int Recurse(int depth) {
-  volatile char frame[256];
-  frame[0] = static_cast<char>(depth);
-  if (!recurse_forever) return frame[0];
-  return Recurse(depth + 1) + frame[0];
-}
-
 std::string OverflowMessage(size_t size) {
   return "fatal error: stack overflow: " + std::to_string(size) +
          "-byte stack \\[0x[0-9a-f]+, 0x[0-9a-f]+\\) on M [0-9]+ \\(fault at "
@@ -398,7 +390,7 @@ TEST(BoostStackAllocatorDeathTest, AContextFiberThatOverflowsIsReported) {
       {
         fiber f(std::allocator_arg, BoostStackAllocator(16 << 10),
                 [](fiber&& caller) {
-                  Recurse(0);
+                  RecurseUntilOverflow();
                   return std::move(caller);
                 });
         f = std::move(f).resume();
@@ -411,7 +403,7 @@ TEST(BoostStackAllocatorDeathTest, ABoostFiberThatOverflowsIsReported) {
       {
         boost::fibers::fiber f(std::allocator_arg,
                                BoostStackAllocator(64 << 10),
-                               [] { Recurse(0); });
+                               [] { RecurseUntilOverflow(); });
         f.join();
       },
       OverflowMessage(64 << 10));
@@ -424,7 +416,7 @@ TEST(BoostStackAllocatorDeathTest, AnOverflowOnAnotherThreadIsReported) {
       {
         fiber f(std::allocator_arg, BoostStackAllocator(4096),
                 [](fiber&& caller) {
-                  Recurse(0);
+                  RecurseUntilOverflow();
                   return std::move(caller);
                 });
         std::thread([&] {

@@ -1,16 +1,20 @@
-// Guard pages and the overflow report, in every order and mode.
+// Guard pages and the overflow report, in every order and mode; the budget
+// of the mprotect fallback; signals that are not our overflows go where they
+// would have gone without us.
 
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/config.h"
 #include "alloc/guard.h"
 #include "alloc/sys_alloc.h"
 #include "base/sanitizers.h"
@@ -19,16 +23,16 @@
 #include "stackalloc.h"
 #include "stats/mstats.h"
 #include "testing/process_info.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace {
 
 using testing_util::MapsLines;
+using testing_util::RecurseUntilOverflow;
+using testing_util::WriteBelow;
 
 constexpr bool kSanitized = sanitizer::kAsan || sanitizer::kTsan;
-
-// Writes one byte just below p.
-void TouchBelow(void* p) { *(reinterpret_cast<volatile char*>(p) - 1) = 1; }
 
 std::string OverflowMessage(size_t size) {
   return "fatal error: stack overflow: " + std::to_string(size) +
@@ -44,7 +48,7 @@ TEST_P(OverflowDeathTest, AByteBelowAStackIsReportedWithItsRange) {
   EXPECT_DEATH(
       {
         void* p = stackalloc(size);
-        TouchBelow(p);
+        WriteBelow(p);
       },
       OverflowMessage(size));
 }
@@ -59,7 +63,7 @@ TEST_P(OverflowDeathTest, OnAnyThreadAndAfterReuse) {
           void* p = stackalloc(size);
           stackfree(p, size);
           p = stackalloc(size);
-          TouchBelow(p);
+          WriteBelow(p);
         }).join();
       },
       OverflowMessage(size));
@@ -73,7 +77,7 @@ TEST(OverflowDeathTest, LargeStacksHaveGuardsToo) {
   EXPECT_DEATH(
       {
         void* p = stackalloc(kSize);
-        TouchBelow(p);
+        WriteBelow(p);
       },
       OverflowMessage(kSize));
 }
@@ -87,20 +91,11 @@ TEST(OverflowDeathTest, RecursionOffTheEndOfAStack) {
           getm();  // Binds: the thread gets the M's signal stack.
           char* stack = static_cast<char*>(stackalloc(kFixedStack));
           // Run a recursion with its stack pointer on `stack`.
-          static volatile int depth = 0;
-          struct R {
-            static void Recurse() {
-              volatile char frame[512];
-              frame[0] = static_cast<char>(depth++);
-              if (depth > 0) Recurse();  // Always; says so to the compiler.
-              (void)frame[0];
-            }
-          };
           asm volatile(
               "mov %0, %%rsp\n\t"
               "call *%1\n\t"
               :
-              : "r"(stack + kFixedStack - 64), "r"(&R::Recurse)
+              : "r"(stack + kFixedStack - 64), "r"(&RecurseUntilOverflow)
               : "memory");
         }).join();
       },
@@ -117,12 +112,12 @@ TEST(OverflowDeathTest, MprotectFallbackReportsTheSame) {
         internal::ForceGuardFallback(true);
         // A fresh order for this process, so its slots get guards now.
         void* p = stackalloc(3 * kMaxOrderStack / 4);
-        TouchBelow(p);
+        WriteBelow(p);
       },
       OverflowMessage(kMaxOrderStack));
 }
 
-TEST(GuardTest, AMillionGuardsWouldAddNoMapping) {
+TEST(StackGuardTest, AMillionGuardsWouldAddNoMapping) {
   // 20,000 live guarded stacks of 4 KiB in this test (the benchmark shows a
   // million): the mappings barely move.
   const int lines0 = MapsLines();
@@ -142,7 +137,7 @@ TEST(GuardTest, AMillionGuardsWouldAddNoMapping) {
 
 // Past the fallback's budget, stacks come without guards, counted; an
 // allocation never fails for want of a mapping.
-TEST(GuardDeathTest, PastTheBudgetStacksAreUnguardedAndCounted) {
+TEST(StackGuardDeathTest, PastTheBudgetStacksAreUnguardedAndCounted) {
   EXPECT_EXIT(
       {
         internal::ForceGuardFallback(true);
@@ -162,6 +157,60 @@ TEST(GuardDeathTest, PastTheBudgetStacksAreUnguardedAndCounted) {
         exit(0);
       },
       testing::ExitedWithCode(0), "");
+}
+
+// Kernels before 6.13 (no MADV_GUARD_INSTALL): guards are mprotect'ed pages
+// within a budget of mappings (SetGuardMappingBudget). A large stack's guard
+// is mprotect'ed in the stack's own mapping, which stackfree unmaps; the
+// budget was never given back, so a process that allocated and freed large
+// stacks lost every guard after 8,192 large-stack lifetimes (new chunks and
+// large stacks came unguarded, overflows went unreported) while holding only
+// a handful of mappings.
+TEST(StackGuardDeathTest, FreedLargeStacksGiveTheirMappingsBack) {
+  EXPECT_EXIT(
+      {
+        internal::ForceGuardFallback(true);  // A kernel before 6.13.
+        // A budget of 4 guards, as if the default had been nearly used.
+        SetGuardMappingBudget(GuardMappingsUsed() + 2 * 4);
+        const size_t used0 = GuardMappingsUsed();
+        const int lines0 = MapsLines();
+        for (int i = 0; i < 100; ++i) {
+          const MemStats st0 = ReadMemStats();
+          void* p = stackalloc(2 << 20);
+          const MemStats st1 = ReadMemStats();
+          if (st1.stacks_unguarded != st0.stacks_unguarded) {
+            fprintf(stderr,
+                    "large stack #%d came without a guard; one live large "
+                    "stack, %d mappings more than at the start, budget "
+                    "used %zu\n",
+                    i, MapsLines() - lines0, GuardMappingsUsed());
+            exit(1);
+          }
+          stackfree(p, 2 << 20);
+          if (GuardMappingsUsed() != used0) {
+            fprintf(stderr, "large stack #%d kept %zu of the budget\n", i,
+                    GuardMappingsUsed() - used0);
+            exit(2);
+          }
+        }
+        exit(0);
+      },
+      testing::ExitedWithCode(0), "");
+}
+
+// The consequence: a 4 KiB stack's overflow after large-stack churn.
+TEST(StackGuardDeathTest, OverflowStillReportedAfterLargeStackChurn) {
+  EXPECT_DEATH(
+      {
+        internal::ForceGuardFallback(true);
+        SetGuardMappingBudget(GuardMappingsUsed() + 2 * 4);
+        for (int i = 0; i < 10; ++i) stackfree(stackalloc(2 << 20), 2 << 20);
+        void* s = stackalloc(kFixedStack);
+        WriteBelow(s, 8);
+        fprintf(stderr, "no fault: wrote into the neighbour\n");
+        exit(0);
+      },
+      "stack overflow: 4096-byte stack");
 }
 
 // A fault that is not ours goes to the handler that was there before, or
@@ -186,7 +235,7 @@ TEST(OverflowDeathTest, OtherFaultsReachTheUsersHandler) {
             nullptr, kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
         if (sigsetjmp(user_jump, 1) == 0) *page = 1;
         if (user_handler_calls != 1) exit(1);
-        TouchBelow(stack);  // Ours: reported, not passed on.
+        WriteBelow(stack);  // Ours: reported, not passed on.
         exit(2);
       },
       testing::KilledBySignal(SIGABRT), "stack overflow: 32768-byte stack");
@@ -209,9 +258,14 @@ TEST(OverflowDeathTest, OtherFaultsGetTheDefaultAction) {
   }
 }
 
+// README "Guards": "A fault that is not in one of our guard pages goes to
+// the handler that was installed before ours, or to the default action."
 // A SIGSEGV or SIGBUS sent with raise() or kill() is not a fault: it has no
 // address, and returning from the handler would swallow it. It gets what it
-// would have got without us.
+// would have got without us. (Chain() restored SIG_DFL and returned,
+// relying on the faulting instruction running again: for a sent signal
+// nothing ran again, so the process survived a signal whose default action
+// kills, and our handler was gone.)
 TEST(OverflowDeathTest, SentSignalsAreNotSwallowed) {
   // A fresh process for each case: ours must go in after the signal()
   // below, as it would in a program that set its dispositions first.
@@ -222,7 +276,7 @@ TEST(OverflowDeathTest, SentSignalsAreNotSwallowed) {
           signal(sig, SIG_DFL);     // What a sanitizer may have put there.
           stackalloc(kFixedStack);  // Our handler goes in.
           raise(sig);
-          exit(0);
+          exit(0);  // Survived a signal whose default action is to kill.
         },
         testing::KilledBySignal(sig), "")
         << sig;
@@ -235,6 +289,41 @@ TEST(OverflowDeathTest, SentSignalsAreNotSwallowed) {
         exit(7);
       },
       testing::ExitedWithCode(7), "");
+}
+
+// ASan and TSan put their own SIGSEGV handler before ours, so a stray
+// SIGSEGV never reaches ours under them.
+#if defined(ABSL_HAVE_ADDRESS_SANITIZER) || defined(ABSL_HAVE_THREAD_SANITIZER)
+#define SKIP_UNDER_SANITIZERS() GTEST_SKIP() << "sanitizer owns SIGSEGV"
+#else
+#define SKIP_UNDER_SANITIZERS() (void)0
+#endif
+
+// Without stackalloc: raise(SIGSEGV) kills (the control for the above).
+TEST(SignalChainDeathTest, BaselineRaiseKills) {
+  SKIP_UNDER_SANITIZERS();
+  EXPECT_EXIT(
+      {
+        raise(SIGSEGV);
+        exit(0);
+      },
+      testing::KilledBySignal(SIGSEGV), "");
+}
+
+// With SIGSEGV ignored before our handler (the "handler installed before
+// ours"), a stray SIGSEGV is ignored, as it should be; Chain() replaced our
+// handler with SIG_DFL (not even the SIG_IGN that was there), so the next
+// overflow died of a plain SIGSEGV with no report.
+TEST(SignalChainDeathTest, OverflowStillReportedAfterAStraySigsegv) {
+  SKIP_UNDER_SANITIZERS();
+  EXPECT_DEATH(
+      {
+        signal(SIGSEGV, SIG_IGN);
+        void* s = stackalloc(kFixedStack);  // Ours goes in front of SIG_IGN.
+        raise(SIGSEGV);                     // Ignored (correctly)...
+        WriteBelow(s, 8);                   // ...but is this reported?
+      },
+      "stack overflow: 4096-byte stack");
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Returning memory: whole chunks, single stacks of the large orders, the
-// policy, and stacks stranded for want of pool records.
+// policy, stacks stranded for want of pool records, and scavengers racing.
 
 #include <sys/mman.h>
 
@@ -9,6 +9,7 @@
 #include <cstring>
 #include <set>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "alloc/chunk.h"
@@ -18,11 +19,13 @@
 #include "stack/test_peer.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace {
 
 using internal::StackallocTestPeer;
+using testing_util::RunThreads;
 
 // Resident pages of [p, p + n), by mincore.
 size_t Resident(const void* p, size_t n) {
@@ -212,6 +215,44 @@ TEST(ScavengeTest, StacksWithoutPoolRecordsAreStrandedNotLost) {
     EXPECT_EQ(ReadMemStats().orders[2].inuse, st0.orders[2].inuse - n * kSize);
   }).join();
   StackallocTestPeer::SetNodeSource(nullptr);
+}
+
+// "ScavengeStacks() returns the bytes released; stacks_sys falls and
+// stacks_released rises by exactly that much", with scavengers racing each
+// other and the policy; and "stacks_sys + stacks_released changes only when
+// a chunk is mapped" per order.
+void FillPools() {
+  // Threads that free everything and exit: idle Ms' caches, pools.
+  RunThreads(3, [](int t) {
+    std::vector<std::pair<void*, size_t>> v;
+    for (int k = 0; k < kNumStackOrders; ++k) {
+      for (int i = 0; i < 70 - 20 * t; ++i) {
+        void* p = stackalloc(OrderStackSize(k));
+        static_cast<volatile char*>(p)[OrderStackSize(k) - 1] = 1;
+        v.push_back({p, OrderStackSize(k)});
+      }
+    }
+    for (size_t i = 0; i < v.size(); i += 2) stackfree(v[i].first, v[i].second);
+    for (size_t i = 1; i < v.size(); i += 2) stackfree(v[i].first, v[i].second);
+  });
+}
+
+TEST(ScavengeTest, RacingScavengersReturnExactlyWhatMoved) {
+  for (int round = 0; round < 50; ++round) {
+    FillPools();
+    const MemStats before = ReadMemStats();
+    std::atomic<size_t> total{0};
+    RunThreads(3, [&total](int) { total.fetch_add(ScavengeStacks()); });
+    const MemStats after = ReadMemStats();
+    EXPECT_EQ(before.stacks_sys - after.stacks_sys, total.load()) << round;
+    EXPECT_EQ(after.stacks_released - before.stacks_released, total.load())
+        << round;
+    for (int k = 0; k < kNumStackOrders; ++k) {
+      EXPECT_EQ(before.orders[k].sys + before.orders[k].released,
+                after.orders[k].sys + after.orders[k].released)
+          << "order " << k << " round " << round;
+    }
+  }
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "sched/m.h"
 #include "stack/test_peer.h"
 #include "stats/mstats.h"
+#include "testing/test_helpers.h"
 
 // Built twice (BUILD): with guard pages (the default) and without.
 #ifndef STACKALLOC_TEST_GUARDS
@@ -28,6 +29,8 @@ namespace stackalloc {
 namespace {
 
 using internal::StackallocTestPeer;
+using testing_util::MarkedStack;
+using testing_util::StackStatsDiff;
 
 constexpr bool kGuards = STACKALLOC_TEST_GUARDS;
 
@@ -88,41 +91,22 @@ class StackallocTest : public testing::TestWithParam<int> {
   int64_t chunks_before_ = 0;
 };
 
-// A stack the test owns, with a pattern at its ends and middle (the only
-// pages the test touches).
-struct Held {
-  unsigned char* p;
-  size_t size;
-  unsigned char pattern;
-};
-
-void Fill(const Held& h) {
-  for (size_t at : {size_t{0}, h.size / 2, h.size - 64}) {
-    memset(h.p + at, h.pattern, 64);
-  }
-}
-void Verify(const Held& h) {
-  for (size_t at : {size_t{0}, h.size / 2, h.size - 64}) {
-    for (size_t i = 0; i < 64; i += 7) {
-      ASSERT_EQ(h.p[at + i], h.pattern) << "stack contents changed at " << at;
-    }
-  }
-}
-
 TEST_P(StackallocTest, StacksAreDistinctAlignedAndKeepTheirContents) {
-  std::vector<Held> held;
+  std::vector<MarkedStack> held;
   const int n = Several(order());
   for (int i = 0; i < n; ++i) {  // Several chunks, several refills.
     auto* p = static_cast<unsigned char*>(stackalloc(Size(order())));
     ASSERT_NE(p, nullptr);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kStackMin, 0u);
     held.push_back({p, Size(order()), static_cast<unsigned char>(i * 7 + 1)});
-    Fill(held.back());
+    held.back().Mark();
   }
   std::set<unsigned char*> distinct;
-  for (const Held& h : held) distinct.insert(h.p);
+  for (const MarkedStack& h : held) distinct.insert(h.p);
   EXPECT_EQ(distinct.size(), held.size());
-  for (const Held& h : held) Verify(h);
+  for (const MarkedStack& h : held) {
+    EXPECT_TRUE(h.Intact()) << "stack contents changed: " << h.p;
+  }
   EXPECT_EQ(InuseDelta(), n * static_cast<int64_t>(Size(order())));
   EXPECT_EQ(
       ReadMemStats().orders[order()].inuse - before_.orders[order()].inuse,
@@ -132,7 +116,7 @@ TEST_P(StackallocTest, StacksAreDistinctAlignedAndKeepTheirContents) {
             kGuards ? NewChunks() * StackallocTestPeer::ChunkStacks(order()) *
                           kPageSize
                     : 0u);
-  for (const Held& h : held) stackfree(h.p, h.size);
+  for (const MarkedStack& h : held) stackfree(h.p, h.n);
   EXPECT_EQ(InuseDelta(), 0);
 }
 
@@ -348,6 +332,115 @@ TEST_P(StackallocOrder0Test, InMallocFixedStackUsesTheMPool) {
 }
 
 INSTANTIATE_TEST_SUITE_P(FixedStack, StackallocOrder0Test, testing::Values(0));
+
+// Every size boundary, literally (README "Sizes"), with exact statistics
+// deltas for each call: on g0, after set_curg back to g0, and on a thread
+// whose first call it is.
+std::vector<size_t> BoundarySizes() {
+  std::vector<size_t> s = {1, 2, 100, 4095, 4096, 4097, 5000};
+  for (int k = 1; k < kNumStackOrders; ++k) {
+    const size_t b = OrderStackSize(k);
+    s.push_back(b - 1);
+    s.push_back(b);
+    s.push_back(b + 1);
+  }
+  for (size_t n :
+       {kMaxOrderStack + 4095, kMaxOrderStack + 4096, kMaxOrderStack + 4097,
+        size_t{2} << 20, (size_t{3} << 20) + 1, size_t{64} << 20}) {
+    s.push_back(n);
+  }
+  return s;
+}
+
+void CheckSize(size_t n) {
+  const MemStats before = ReadMemStats();
+  void* v = stackalloc(n);
+  ASSERT_NE(v, nullptr) << n;
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(v) % 4096, 0u) << n;
+  const ChunkRecord* rec = StackallocTestPeer::ChunkOf(v);
+  ASSERT_NE(rec, nullptr) << n;
+  EXPECT_EQ(rec->stack_size, StackBytes(n)) << n;
+  // The whole stack is writable; the page below is a guard (not tested
+  // here: overflow tests do).
+  static_cast<volatile char*>(v)[0] = 1;
+  static_cast<volatile char*>(v)[StackBytes(n) - 1] = 1;
+  const MemStats mid = ReadMemStats();
+  EXPECT_EQ(mid.stacks_inuse - before.stacks_inuse, StackBytes(n)) << n;
+  if (n > kMaxOrderStack) {
+    EXPECT_EQ(mid.large_stacks_inuse - before.large_stacks_inuse, StackBytes(n))
+        << n;
+    EXPECT_EQ(mid.stacks_sys - before.stacks_sys, StackBytes(n)) << n;
+  }
+  stackfree(v, n);
+  const MemStats after = ReadMemStats();
+  EXPECT_EQ(after.stacks_inuse, before.stacks_inuse) << n;
+  EXPECT_EQ(after.large_stacks_inuse, before.large_stacks_inuse) << n;
+  // "any n of the same order will do"
+  if (n <= kMaxOrderStack) {
+    void* w = stackalloc(n);
+    stackfree(w, StackBytes(n));
+    void* x = stackalloc(StackBytes(n));
+    stackfree(x, StackBytes(n) / 2 + 1 > 4096 ? StackBytes(n) / 2 + 1 : 1);
+    EXPECT_EQ(ReadMemStats().stacks_inuse, before.stacks_inuse) << n;
+  }
+}
+
+TEST(SizesTest, EveryBoundaryOnG0) {
+  for (size_t n : BoundarySizes()) CheckSize(n);
+}
+
+TEST(SizesTest, EveryBoundaryAfterAGRoundTrip) {
+  G g;
+  getm()->set_curg(&g);
+  getm()->set_curg(getm()->g0());
+  for (size_t n : BoundarySizes()) CheckSize(n);
+}
+
+TEST(SizesTest, EveryBoundaryOnFreshThreads) {
+  for (size_t n : BoundarySizes()) std::thread([n] { CheckSize(n); }).join();
+}
+
+// Above the largest request, nullptr and no statistic changed; the largest
+// itself is served, or refused by the OS (a mapping of 1 TiB) the same way.
+TEST(SizesTest, UnmappableSizesAreRefusedWithNoStatisticChanged) {
+  for (size_t n : {kMaxStackRequest + 1, SIZE_MAX, SIZE_MAX - 4095,
+                   SIZE_MAX / 2, size_t{1} << 47, kMaxStackRequest}) {
+    const MemStats before = ReadMemStats();
+    void* v = stackalloc(n);
+    const MemStats after = ReadMemStats();
+    if (n > kMaxStackRequest) {
+      EXPECT_EQ(v, nullptr) << n;
+    } else if (v != nullptr) {
+      EXPECT_EQ(after.stacks_inuse - before.stacks_inuse, StackBytes(n));
+      stackfree(v, n);
+      continue;
+    }
+    EXPECT_EQ(StackStatsDiff(before, after), "") << n;
+  }
+}
+
+// In malloc or GC (the seed's flags), kFixedStack is served, every time.
+TEST(SizesTest, FixedStackWhileMallocingAndGcing) {
+  M* m = getm();
+  for (bool gc : {false, true}) {
+    const auto set_flag = [m, gc](int v) {
+      gc ? m->set_gcing(v) : m->set_mallocing(v);
+    };
+    const uint64_t inuse = ReadMemStats().stacks_inuse;
+    set_flag(1);
+    std::set<void*> v;
+    for (int i = 0; i < 100; ++i) {
+      void* p = stackalloc(kFixedStack);
+      ASSERT_NE(p, nullptr) << i;
+      EXPECT_TRUE(v.insert(p).second) << "handed out twice: " << p;
+    }
+    EXPECT_EQ(ReadMemStats().stacks_inuse - inuse, 100 * kFixedStack);
+    for (void* p : v) stackfree(p, kFixedStack);
+    set_flag(0);
+    EXPECT_EQ(ReadMemStats().stacks_inuse, inuse)
+        << (gc ? "gcing" : "mallocing");
+  }
+}
 
 }  // namespace
 }  // namespace stackalloc

@@ -15,12 +15,14 @@
 #include "stack/test_peer.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace model {
 namespace {
 
 using internal::StackallocTestPeer;
+using testing_util::StackStatsDiff;
 
 constexpr int kMaxLive = 400;
 constexpr size_t kMark = 64;  // Bytes written at each end of a stack.
@@ -41,34 +43,6 @@ void* NodeSource(size_t n) {
 void* RecordSource(size_t n) {
   if (refuse_records.load()) return faults.fetch_add(1), nullptr;
   return SysAlloc(n);
-}
-
-// What a request of n bytes takes, and its order (-1 above the largest).
-size_t Bytes(size_t n) {
-  const int order = StackOrder(n);
-  return order >= 0 ? OrderStackSize(order)
-                    : (n + kPageSize - 1) / kPageSize * kPageSize;
-}
-
-// The fields in which two snapshots differ, for messages.
-std::string Diff(const MemStats& a, const MemStats& b) {
-  std::string d;
-  auto field = [&d](const char* name, uint64_t x, uint64_t y) {
-    if (x != y) {
-      d += std::string(name) + " " + std::to_string(x) + "->" +
-           std::to_string(y) + " ";
-    }
-  };
-  field("inuse", a.stacks_inuse, b.stacks_inuse);
-  field("sys", a.stacks_sys, b.stacks_sys);
-  field("cached", a.stacks_cached, b.stacks_cached);
-  field("pooled", a.stacks_pooled, b.stacks_pooled);
-  field("released", a.stacks_released, b.stacks_released);
-  field("meta_sys", a.stacks_meta_sys, b.stacks_meta_sys);
-  field("guard", a.stacks_guard, b.stacks_guard);
-  field("unguarded", a.stacks_unguarded, b.stacks_unguarded);
-  field("large", a.large_stacks_inuse, b.large_stacks_inuse);
-  return d;
 }
 
 struct Live {
@@ -149,20 +123,20 @@ bool Driver::Alloc(int id) {
     }
     // No stack statistic moves; the allocator's own records obtained before
     // the refusal stay for later use, and may count (stackalloc.h).
-    MemStats after = ReadMemStats();
+    const MemStats after = ReadMemStats();
     if (after.stacks_meta_sys < before.stacks_meta_sys) {
       return Fail("a refused stackalloc shrank stacks_meta_sys");
     }
-    after.stacks_meta_sys = before.stacks_meta_sys;
-    if (memcmp(&before, &after, sizeof before) != 0) {
+    const std::string diff = StackStatsDiff(before, after);
+    if (!diff.empty()) {
       return Fail("a refused stackalloc(" + std::to_string(n) +
-                  ") changed the statistics: " + Diff(before, after));
+                  ") changed the statistics: " + diff);
     }
     ++result_.refused;
     return true;
   }
   const auto a = reinterpret_cast<uintptr_t>(p);
-  const size_t bytes = Bytes(n);
+  const size_t bytes = StackBytes(n);
   auto next = live_.lower_bound(a);
   if (next != live_.end() && next->first < a + bytes) {
     return Fail("a stack handed out while live (overlaps the next)");
