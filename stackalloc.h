@@ -89,10 +89,14 @@ bool SetStackCacheLimit(int limit, size_t stack_size = kFixedStack);
 // are all free in the global pools (they stay mapped, guards and all, and
 // are reused before any new chunk is mapped), and, for orders of 64 KiB and
 // up, the pages of every free stack in the pools, one at a time. The caches
-// of idle Ms (of exited threads) are emptied into the pools first; those of
-// Ms with a thread are not touched. Returns the bytes released; stacks_sys
-// falls and stacks_released rises by exactly that much. Thread-safe; an
-// order another thread is scavenging is skipped.
+// of idle Ms (of exited threads) and the calling thread's own are emptied
+// into the pools first, every stack checked on the way (a stack freed twice
+// dies); those of other threads' Ms are not touched. A thread without an M
+// borrows one for the call and leaves without. Freed stacks above 1 MiB
+// whose unmapping the OS refused are unmapped now if it lets us. Returns the
+// bytes released; stacks_sys falls and stacks_released rises by exactly
+// that much (pages the OS keeps, locked ones, are not counted). Thread-safe;
+// an order another thread is scavenging is skipped.
 size_t ScavengeStacks();
 
 // The scavenging policy: when a cache hands a batch to a global pool and the
@@ -106,6 +110,21 @@ void SetScavengeThreshold(size_t bytes);
 // (default: true). Stacks already carved keep their layout. Returns the
 // previous setting.
 bool SetStackGuards(bool on);
+
+// Whether stack memory mapped from now on (arena reservations, stacks above
+// 1 MiB) may be backed by transparent huge pages (default: false, advised
+// MADV_NOHUGEPAGE, so that a fiber that touches a few KiB of its stack costs
+// a few KiB, not 2 MiB, where huge pages are `always`). true advises
+// MADV_HUGEPAGE instead. Returns the previous setting.
+bool SetStackHugePages(bool on);
+
+// Puts the stack overflow report back in front of the current SIGSEGV and
+// SIGBUS actions, chaining to them, if another handler took its place: for
+// a framework that restores an action it saved before ours (Boost.Test does
+// after every test case). Does nothing if the report is in front already;
+// the allocator installs it itself with its first guarded stack. See
+// README, "Signals". Thread-safe, not async-signal-safe.
+void InstallStackOverflowHandler();
 
 // The budget of mappings the guard pages may add where the kernel lacks
 // MADV_GUARD_INSTALL and they fall back to mprotect (default 16,384, a

@@ -23,20 +23,44 @@ void* StackArena::Alloc(size_t n) {
         return reinterpret_cast<void*>(at);
       }
     }
-    if (!Grow(r)) return nullptr;
+    if (!Grow(r, n)) return nullptr;
   }
 }
 
-bool StackArena::Grow(Reservation* seen) {
-  void* mem = SysAllocAligned(kArenaBytes, kChunkGranule);
-  if (mem == nullptr) return false;
-  const auto base = reinterpret_cast<uintptr_t>(mem);
+StackArena::Reservation* StackArena::Reserve(size_t n) {
   // The header takes the first granule; chunks are carved from the rest.
-  auto* r = new (mem) Reservation{base + kArenaBytes, {base + kChunkGranule}};
+  const size_t least = n + kChunkGranule;
+  size_t bytes = kArenaBytes;
+  void* mem;
+  while ((mem = SysAllocAligned(bytes, kChunkGranule)) == nullptr) {
+    if (bytes == least) return nullptr;
+    bytes = bytes / 2 < least ? least : (bytes / 2) & ~(kChunkGranule - 1);
+  }
+  // A refused advice leaves the system's policy: nothing to undo.
+  (void)SysHugePageAdvice(mem, bytes);
+  const auto base = reinterpret_cast<uintptr_t>(mem);
+  reserved_.fetch_add(bytes, std::memory_order_relaxed);
+  return new (mem) Reservation{base + bytes, {base + kChunkGranule}, {nullptr}};
+}
+
+bool StackArena::Grow(Reservation* seen, size_t n) {
+  Reservation* r = spares_.Pop();
+  if (r != nullptr && r->cursor.load(std::memory_order_relaxed) + n > r->end) {
+    spares_.Push(r);  // Too small for this chunk (a limit shrank it).
+    r = nullptr;
+  }
+  if (r == nullptr) r = Reserve(n);
+  if (r == nullptr) return false;
   if (current_.compare_exchange_strong(seen, r, std::memory_order_acq_rel)) {
-    reserved_.fetch_add(kArenaBytes, std::memory_order_relaxed);
+    return true;
+  }
+  // Another thread grew first: carve from theirs. Ours goes back to the
+  // OS, or, if the OS will not take it, waits for the next Grow.
+  const size_t bytes = r->end - reinterpret_cast<uintptr_t>(r);
+  if (SysFree(r, bytes)) {
+    reserved_.fetch_sub(bytes, std::memory_order_relaxed);
   } else {
-    SysFree(mem, kArenaBytes);  // Another thread grew first; use theirs.
+    spares_.Push(r);
   }
   return true;
 }

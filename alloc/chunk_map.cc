@@ -16,7 +16,11 @@ ChunkMap::Leaf* ChunkMap::LeafFor(uintptr_t key, int64_t* meta_sys) {
     *meta_sys += static_cast<int64_t>(sizeof(Leaf));
     return fresh;
   }
-  SysFree(fresh, sizeof(Leaf));  // Another thread installed one first.
+  // Another thread installed one first. Should the OS not take ours back,
+  // it stays mapped, untouched, and counted.
+  if (!SysFree(fresh, sizeof(Leaf))) {
+    *meta_sys += static_cast<int64_t>(sizeof(Leaf));
+  }
   return leaf;
 }
 

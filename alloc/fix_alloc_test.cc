@@ -25,7 +25,7 @@ struct Chunks {
     return v;
   }
   static void Reset() {
-    for (void* v : given) SysFree(v, FixAlloc::kChunk);
+    for (void* v : given) EXPECT_TRUE(SysFree(v, FixAlloc::kChunk));
     given.clear();
     fail_after = -1;
   }
@@ -167,7 +167,7 @@ TEST_F(FixAllocTest, TheSourceSeesItsArgument) {
   ASSERT_EQ(seen.chunks.size(), 1u);
   EXPECT_EQ(first, seen.chunks[0]);
   EXPECT_EQ(f.Alloc(), first + kSize);
-  for (void* c : seen.chunks) SysFree(c, FixAlloc::kChunk);
+  for (void* c : seen.chunks) EXPECT_TRUE(SysFree(c, FixAlloc::kChunk));
 }
 
 TEST(FixAllocDeathTest, BadSizesDie) {

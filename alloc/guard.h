@@ -30,7 +30,8 @@ inline constexpr size_t kDefaultGuardMappingBudget = 16384;
 
 // Makes the page at p (page-aligned, inside a read-write private mapping of
 // ours) a guard page. `mappings`: what an mprotect'ed guard there adds to
-// the mappings (2 inside a mapping, 1 at its end), charged to the budget.
+// the mappings (2 inside a mapping, 1 at its end), charged to the budget;
+// 0 charges nothing (the few guards that are not a stack's, one per M).
 GuardMethod InstallGuard(void* p, size_t mappings = 2);
 
 // The same for the n pages at pages[0, n) (n <= kMaxGuardBatch), in as few

@@ -62,10 +62,10 @@ TEST_F(GuardTest, MadviseGuardsFaultAddNoMappingAndSurviveDontneed) {
   EXPECT_TRUE(Faults(m));
   EXPECT_EQ(fault_address, reinterpret_cast<uintptr_t>(m));
   EXPECT_FALSE(Faults(m + kPageSize));
-  SysUnused(m, kGuards * 2 * kPageSize);  // Over the guards too.
+  ASSERT_TRUE(SysUnused(m, kGuards * 2 * kPageSize));  // Over the guards too.
   EXPECT_TRUE(Faults(m + 2 * 100 * kPageSize + 17));
   EXPECT_FALSE(Faults(m + (2 * 100 + 1) * kPageSize));
-  SysFree(m, kGuards * 2 * kPageSize);
+  EXPECT_TRUE(SysFree(m, kGuards * 2 * kPageSize));
 }
 
 TEST_F(GuardTest, FallbackUsesMprotectWithinItsBudgetThenGivesNone) {
@@ -84,7 +84,7 @@ TEST_F(GuardTest, FallbackUsesMprotectWithinItsBudgetThenGivesNone) {
   EXPECT_EQ(MapsLines(), lines0 + 6);  // One mapping became seven.
   EXPECT_TRUE(Faults(m + 5 * kPageSize));
   EXPECT_FALSE(Faults(m + 14 * kPageSize));
-  SysFree(m, 16 * kPageSize);
+  EXPECT_TRUE(SysFree(m, 16 * kPageSize));
 }
 
 }  // namespace

@@ -34,6 +34,7 @@ bool StackPool::Put(void* const* stacks, int n, int64_t* meta_sys) {
 
 int StackPool::Get(void** out) {
   Node* node = full_.Pop();
+  if (node == nullptr) node = released_full_.Pop();
   if (node == nullptr) return 0;
   const int n = node->n;
   STACKALLOC_DCHECK(n > 0 && n <= kMaxBatch);
@@ -109,10 +110,62 @@ void StackPool::CountStranded() {
   }
 }
 
-// Returns a chunk whose every slot is free to the OS and offers it for reuse.
+// Packs stacks into full batches, in nodes from a spare list, and pushes
+// each batch to the pool as it fills. The pass's alone (no other thread sees
+// its nodes until they are pushed).
+class StackPool::Batcher {
+ public:
+  Batcher(StackPool* pool, Node* spare) : pool_(pool), spare_(spare) {}
+
+  // Takes the emptied node n as a spare.
+  void AddSpare(Node* n) {
+    n->next.store(spare_, std::memory_order_relaxed);
+    spare_ = n;
+  }
+
+  void Append(void* stack) {
+    if (out_ == nullptr) {
+      // There are never more stacks than the nodes they came in held.
+      STACKALLOC_CHECK(spare_ != nullptr);
+      out_ = spare_;
+      spare_ = spare_->next.load(std::memory_order_relaxed);
+      out_->n = 0;
+    }
+    out_->items[out_->n++] = stack;
+    if (out_->n == kMaxBatch) Flush();
+  }
+
+  // Pushes the partial batch, if any.
+  void Flush() {
+    if (out_ == nullptr) return;
+    pool_->stacks_.fetch_add(out_->n, std::memory_order_relaxed);
+    pool_->full_.Push(out_);
+    out_ = nullptr;
+  }
+
+  // Flushes, then gives every spare node back to the pool's empty list.
+  ~Batcher() {
+    Flush();
+    while (spare_ != nullptr) {
+      Node* n = spare_;
+      spare_ = n->next.load(std::memory_order_relaxed);
+      pool_->empty_.Push(n);
+    }
+  }
+
+ private:
+  StackPool* const pool_;
+  Node* spare_;
+  Node* out_ = nullptr;
+};
+
+// Returns a chunk whose every slot is free to the OS and offers it for reuse;
+// false, changing nothing, if the OS kept its pages (they are locked).
 // REQUIRES: no slot of rec is in a batch any more.
-void StackPool::ReleaseChunk(ChunkRecord* rec, ScavengeResult* r) {
-  SysUnused(reinterpret_cast<void*>(rec->base.load()), rec->bytes);
+bool StackPool::ReleaseChunk(ChunkRecord* rec, ScavengeResult* r) {
+  if (!SysUnused(reinterpret_cast<void*>(rec->base.load()), rec->bytes)) {
+    return false;
+  }
   int64_t stranded = 0;
   SlotState found;
   for (int i = 0; i < rec->nslots; ++i) {
@@ -124,68 +177,27 @@ void StackPool::ReleaseChunk(ChunkRecord* rec, ScavengeResult* r) {
     STACKALLOC_CHECK(rec->Transition(i, s, SlotState::kUncarved, &found));
   }
   stranded_.fetch_sub(stranded, std::memory_order_relaxed);
-  rec->scavenge_count = 0;
   r->chunk_stacks += rec->nslots;
   ++r->chunks_released;
   // Only now, with its pages gone, may another M carve it again.
   released_count_.fetch_add(1, std::memory_order_relaxed);
   released_[rec->guard != 0 ? 1 : 0].Push(rec);
+  return true;
 }
 
-// Returns the pages of one pooled stack (its guard stays).
+// Returns the pages of one pooled stack (its guard stays), unless the OS
+// keeps them (locked): then it stays as it was.
 void StackPool::ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r) {
   SlotState found;
   if (rec->State(slot) != SlotState::kPooled) return;  // Already released.
-  SysUnused(reinterpret_cast<void*>(rec->StackAt(slot)), rec->stack_size);
+  if (!SysUnused(reinterpret_cast<void*>(rec->StackAt(slot)),
+                 rec->stack_size)) {
+    return;
+  }
   STACKALLOC_CHECK(
       rec->Transition(slot, SlotState::kPooled, SlotState::kReleased, &found));
   released_stacks_.fetch_add(1, std::memory_order_relaxed);
   ++r->stacks_released;
-}
-
-// Packs the stacks that stay (their chunk is not wholly free) back into
-// full batches, and as many stranded stacks as spare nodes allow; pushes
-// them back to the pool. Returns the chunks to release, linked by pool_link.
-StackPool::Node* StackPool::Rebatch(Node* taken, bool release_stacks,
-                                    ScavengeResult* r) {
-  Node* spare = nullptr;
-  Node* out = nullptr;
-  auto append = [&](void* stack) {
-    if (out == nullptr) {
-      STACKALLOC_CHECK(spare != nullptr);
-      out = spare;
-      spare = spare->next.load(std::memory_order_relaxed);
-      out->n = 0;
-    }
-    out->items[out->n++] = stack;
-    if (out->n == kMaxBatch) {
-      stacks_.fetch_add(out->n, std::memory_order_relaxed);
-      full_.Push(out);
-      out = nullptr;
-    }
-  };
-  for (Node* n = taken; n != nullptr;) {
-    Node* next = n->next.load(std::memory_order_relaxed);
-    void* items[kMaxBatch];
-    const int count = n->n;
-    memcpy(items, n->items, count * sizeof(void*));
-    n->next.store(spare, std::memory_order_relaxed);  // Emptied: a spare.
-    spare = n;
-    for (int i = 0; i < count; ++i) {
-      const auto a = reinterpret_cast<uintptr_t>(items[i]);
-      ChunkRecord* rec = map_->Lookup(a);
-      if (rec->scavenge_count == rec->nslots) continue;  // Goes whole.
-      rec->scavenge_count = 0;
-      if (release_stacks) ReleaseStack(rec, rec->SlotOfStack(a), r);
-      append(items[i]);
-    }
-    n = next;
-  }
-  if (out != nullptr) {
-    stacks_.fetch_add(out->n, std::memory_order_relaxed);
-    full_.Push(out);
-  }
-  return spare;
 }
 
 StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
@@ -195,6 +207,14 @@ StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
   // Take every batch; from here on they are ours alone, and Put()/Get() go
   // on with an empty pool.
   Node* taken = full_.PopAll();
+  if (Node* released = released_full_.PopAll()) {
+    Node* last = released;
+    while (Node* next = last->next.load(std::memory_order_relaxed)) {
+      last = next;
+    }
+    last->next.store(taken, std::memory_order_relaxed);
+    taken = released;
+  }
   stacks_.fetch_sub(CountByChunk(taken, &r), std::memory_order_relaxed);
   const bool walk = stranded() > 0;
   if (walk) CountStranded();
@@ -203,7 +223,7 @@ StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
   ChunkRecord* to_release = nullptr;
   auto mark = [&to_release](ChunkRecord* rec) {
     if (rec->scavenge_count != rec->nslots) return;
-    rec->scavenge_count = -1;  // Marked: counted once, skipped by Rebatch.
+    rec->scavenge_count = -1;  // Marked: counted once.
     rec->pool_link.store(to_release, std::memory_order_relaxed);
     to_release = rec;
   };
@@ -219,21 +239,55 @@ StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
       if (rec->scavenge_count > 0) rec->scavenge_count = 0;  // Stays.
     }
   }
-  for (ChunkRecord* rec = to_release; rec != nullptr;
-       rec = rec->pool_link.load(std::memory_order_relaxed)) {
-    rec->scavenge_count = rec->nslots;  // Rebatch skips its stacks.
-  }
-  Node* spare = Rebatch(taken, release_stacks, &r);
-  while (spare != nullptr) {
-    Node* n = spare;
-    spare = n->next.load(std::memory_order_relaxed);
-    empty_.Push(n);
-  }
-  while (to_release != nullptr) {
-    ChunkRecord* rec = to_release;
-    to_release = rec->pool_link.load(std::memory_order_relaxed);
-    ReleaseChunk(rec, &r);
-  }
+  {
+    // The stacks that stay go back in full batches, their emptied nodes
+    // reused; the stacks of a chunk the OS refuses to take follow them.
+    Batcher batcher(this, nullptr);
+    int64_t kept = 0;  // Stacks back in the pool.
+    for (Node* n = taken; n != nullptr;) {
+      Node* next = n->next.load(std::memory_order_relaxed);
+      void* items[kMaxBatch];
+      const int count = n->n;
+      memcpy(items, n->items, count * sizeof(void*));
+      batcher.AddSpare(n);
+      for (int i = 0; i < count; ++i) {
+        ChunkRecord* rec = map_->Lookup(reinterpret_cast<uintptr_t>(items[i]));
+        if (rec->scavenge_count < 0) continue;  // Goes whole.
+        rec->scavenge_count = 0;
+        batcher.Append(items[i]);
+        ++kept;
+      }
+      n = next;
+    }
+    batcher.Flush();  // The pool serves again while chunks are released.
+    while (to_release != nullptr) {
+      ChunkRecord* rec = to_release;
+      to_release = rec->pool_link.load(std::memory_order_relaxed);
+      rec->scavenge_count = 0;
+      if (ReleaseChunk(rec, &r)) continue;
+      for (int i = 0; i < rec->nslots; ++i) {
+        const SlotState s = rec->State(i);
+        if (s == SlotState::kPooled || s == SlotState::kReleased) {
+          batcher.Append(reinterpret_cast<void*>(rec->StackAt(i)));
+        }
+      }
+    }
+    // The batches go back to the pool while each one's pages are returned
+    // in turn, so that it is never empty for long; at most the batches the
+    // pass put back, so that it ends.
+    if (release_stacks) {
+      for (int64_t b = (kept + kMaxBatch - 1) / kMaxBatch; b > 0; --b) {
+        Node* n = full_.Pop();
+        if (n == nullptr) break;
+        for (int i = 0; i < n->n; ++i) {
+          const auto a = reinterpret_cast<uintptr_t>(n->items[i]);
+          ChunkRecord* rec = map_->Lookup(a);
+          ReleaseStack(rec, rec->SlotOfStack(a), &r);
+        }
+        released_full_.Push(n);
+      }
+    }
+  }  // The batcher pushes its last batch and gives its spare nodes back.
   released_stacks_.fetch_sub(r.chunk_stacks_were_released,
                              std::memory_order_relaxed);
   scavenging_.store(false, std::memory_order_release);

@@ -93,8 +93,11 @@ class StackPool {
   };
   // Returns to the OS the pages of every chunk whose slots are all free in
   // the pool, and, if release_stacks, of every free stack still holding
-  // pages. While it runs, the pool looks empty to Get(), which then returns
-  // 0 (a caller may carve or map a chunk it would not otherwise have).
+  // pages. While it counts the free stacks per chunk (memory only, no
+  // system call), the pool looks empty to Get(), which then returns 0 (a
+  // caller may carve or map a chunk it would not otherwise have); the pages
+  // go back after, with the pool serving again (one batch at a time is off
+  // it while its stacks' pages go back).
   ScavengeResult Scavenge(bool release_stacks);
 
   // Free stacks in batches, stranded stacks, and released chunks waiting for
@@ -122,18 +125,22 @@ class StackPool {
   using NodeStack = LockFreeStack<Node, &Node::next>;
   using ChunkStack = LockFreeStack<ChunkRecord, &ChunkRecord::pool_link>;
 
+  class Batcher;
+
   Node* NewNode(int64_t* meta_sys);
   // Scavenge's phases, each with the pass's exclusive hold on the batches.
   int64_t CountByChunk(Node* taken, ScavengeResult* r);
   void CountStranded();
-  void ReleaseChunk(ChunkRecord* rec, ScavengeResult* r);
-  Node* Rebatch(Node* taken, bool release_stacks, ScavengeResult* r);
+  bool ReleaseChunk(ChunkRecord* rec, ScavengeResult* r);
   void ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r);
 
   const int order_;
   ChunkMap* const map_;
   const NodeSource node_source_;
-  NodeStack full_;                             // Batches of free stacks.
+  NodeStack full_;  // Batches of free stacks.
+  // Batches whose stacks' pages a pass returned one at a time; Get() serves
+  // them after full_, a pass counts them with full_'s.
+  NodeStack released_full_;
   NodeStack empty_;                            // Spare nodes.
   ChunkStack released_[2];                     // Without guards, with guards.
   std::atomic<ChunkRecord*> chunks_{nullptr};  // Every chunk, via order_next.

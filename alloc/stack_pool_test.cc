@@ -31,7 +31,7 @@ class Chunks {
   ~Chunks() {
     for (auto& r : recs_) {
       map_.Clear(r.get());
-      SysFree(reinterpret_cast<void*>(r->base.load()), r->bytes);
+      EXPECT_TRUE(SysFree(reinterpret_cast<void*>(r->base.load()), r->bytes));
     }
   }
   ChunkMap* map() { return &map_; }

@@ -2,10 +2,13 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdint>
 
 namespace stackalloc {
 namespace {
+
+std::atomic<bool> huge_pages{false};
 
 size_t RoundUpToPage(size_t n) {
   return (n + kPageSize - 1) & ~(kPageSize - 1);
@@ -30,21 +33,39 @@ void* SysAllocAligned(size_t n, size_t align) {
   // Map enough to contain an aligned block, then give back both ends.
   char* raw = static_cast<char*>(SysAlloc(n + align));
   if (raw == nullptr) return nullptr;
-  uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  uintptr_t aligned = (start + align - 1) & ~(align - 1);
-  size_t head = aligned - start;
-  size_t tail = align - head;
-  if (head != 0) munmap(raw, head);
-  if (tail != 0) munmap(reinterpret_cast<char*>(aligned) + n, tail);
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + align - 1) & ~(align - 1);
+  const size_t head = aligned - start;
+  const size_t tail = align - head;
+  // Trimming the ends of a mapping never needs a mapping more, so it fails
+  // only if the kernel cannot allocate its own bookkeeping: then what is
+  // left goes back whole, and the request is refused. If even that fails,
+  // the block is used and the untouched ends stay mapped, holding no memory.
+  const bool head_ok = head == 0 || munmap(raw, head) == 0;
+  const bool tail_ok =
+      tail == 0 || munmap(reinterpret_cast<char*>(aligned) + n, tail) == 0;
+  if (head_ok && tail_ok) return reinterpret_cast<void*>(aligned);
+  char* lo = head_ok ? reinterpret_cast<char*>(aligned) : raw;
+  char* hi = tail_ok ? reinterpret_cast<char*>(aligned) + n : raw + n + align;
+  if (munmap(lo, static_cast<size_t>(hi - lo)) == 0) return nullptr;
   return reinterpret_cast<void*>(aligned);
 }
 
-void SysFree(void* v, size_t n) {
-  if (v != nullptr) munmap(v, RoundUpToPage(n));
+bool SysFree(void* v, size_t n) {
+  return v == nullptr || munmap(v, RoundUpToPage(n)) == 0;
 }
 
-void SysUnused(void* v, size_t n) {
-  madvise(v, RoundUpToPage(n), MADV_DONTNEED);
+bool SysUnused(void* v, size_t n) {
+  return madvise(v, RoundUpToPage(n), MADV_DONTNEED) == 0;
+}
+
+void SetHugePages(bool on) { huge_pages.store(on, std::memory_order_relaxed); }
+
+bool HugePages() { return huge_pages.load(std::memory_order_relaxed); }
+
+bool SysHugePageAdvice(void* v, size_t n) {
+  return madvise(v, RoundUpToPage(n),
+                 HugePages() ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0;
 }
 
 }  // namespace stackalloc

@@ -1,8 +1,9 @@
 // SysAlloc: memory straight from the operating system, in page-sized units.
 //
 // The Go runtime's runtime·SysAlloc: anonymous private mappings, zeroed and
-// page-aligned. Failure is reported as nullptr, never by dying, so callers can
-// leave their accounting untouched and report exhaustion themselves.
+// page-aligned. Every failure is reported to the caller (nullptr, or false),
+// never by dying and never by pretending: a caller leaves its accounting
+// untouched unless the system call did what it asked.
 //
 // Thread-safe.
 
@@ -23,14 +24,31 @@ void* SysAlloc(size_t n);
 // kPageSize). Free with SysFree(v, n).
 void* SysAllocAligned(size_t n, size_t align);
 
-// Unmaps memory obtained from SysAlloc(n). v == nullptr is a no-op.
-void SysFree(void* v, size_t n);
+// Unmaps memory obtained from SysAlloc(n). True if it is unmapped (or v is
+// nullptr); false if munmap() failed (near vm.max_map_count, unmapping the
+// middle of a mapping needs a mapping more): then [v, v + n) is still mapped
+// and still holds its pages.
+[[nodiscard]] bool SysFree(void* v, size_t n);
 
 // Tells the OS the pages of [v, v + n) hold nothing of value: their physical
 // memory is released now and they read as zero when next touched. The range
 // stays mapped, so it can be handed out again without another SysAlloc.
-// v and n must be page-aligned.
-void SysUnused(void* v, size_t n);
+// v and n must be page-aligned. False if madvise() refused (the pages are
+// locked, mlock() or mlockall(MCL_FUTURE)): then they keep their memory and
+// their contents.
+[[nodiscard]] bool SysUnused(void* v, size_t n);
+
+// Whether memory mapped from now on for stacks may be backed by transparent
+// huge pages. Default false: a fiber that touches a few KiB of its stack
+// then costs a few KiB, not 2 MiB, even where huge pages are `always`.
+void SetHugePages(bool on);
+bool HugePages();
+
+// Advises [v, v + n) as the setting above says (MADV_NOHUGEPAGE, or
+// MADV_HUGEPAGE when huge pages are allowed). Returns false if the kernel
+// refused: then the range is as the system's policy makes it (a kernel
+// without transparent huge pages refuses, and has none to give).
+bool SysHugePageAdvice(void* v, size_t n);
 
 }  // namespace stackalloc
 

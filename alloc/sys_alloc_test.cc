@@ -1,8 +1,12 @@
 #include "alloc/sys_alloc.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstring>
 
+#include "base/sanitizers.h"
 #include "gtest/gtest.h"
 
 namespace stackalloc {
@@ -16,7 +20,8 @@ TEST(SysAllocTest, ZeroedPageAlignedWritable) {
   for (size_t i = 0; i < 4 * kPageSize; ++i) ASSERT_EQ(p[i], 0) << i;
   memset(p, 0xab, 4 * kPageSize);
   EXPECT_EQ(p[4 * kPageSize - 1], 0xab);
-  SysFree(p, kN);
+  EXPECT_TRUE(SysFree(p, kN));
+  EXPECT_TRUE(SysFree(nullptr, kN));
 }
 
 TEST(SysAllocTest, RefusalIsNullptr) {
@@ -34,7 +39,7 @@ TEST(SysAllocTest, AlignedBlocksAreAlignedAndWhollyUsable) {
     EXPECT_EQ(p[0], 0);
     EXPECT_EQ(p[kAlign - 1], 0);
     memset(p, 0x11, kAlign);
-    SysFree(p, kAlign);
+    EXPECT_TRUE(SysFree(p, kAlign));
   }
   EXPECT_EQ(SysAllocAligned(kPageSize, 3 * kPageSize), nullptr);  // Not 2^k.
 }
@@ -43,13 +48,54 @@ TEST(SysAllocTest, UnusedPagesReadZeroAndStayMapped) {
   auto* p = static_cast<unsigned char*>(SysAlloc(2 * kPageSize));
   ASSERT_NE(p, nullptr);
   memset(p, 0x5a, 2 * kPageSize);
-  SysUnused(p, kPageSize);
+  ASSERT_TRUE(SysUnused(p, kPageSize));
   EXPECT_EQ(p[0], 0);
   EXPECT_EQ(p[kPageSize - 1], 0);
   EXPECT_EQ(p[kPageSize], 0x5a);  // The second page was not released.
   p[0] = 1;                       // Still mapped and writable.
   EXPECT_EQ(p[0], 1);
-  SysFree(p, 2 * kPageSize);
+  EXPECT_TRUE(SysFree(p, 2 * kPageSize));
+}
+
+// Locked pages (mlock, or mlockall(MCL_FUTURE) before the mapping) cannot be
+// released: SysUnused says so, and they keep their contents.
+TEST(SysAllocTest, LockedPagesAreNotReleased) {
+  if (sanitizer::kAsan || sanitizer::kTsan) {
+    GTEST_SKIP() << "the sanitizers make mlock() do nothing";
+  }
+  auto* p = static_cast<unsigned char*>(SysAlloc(kPageSize));
+  ASSERT_NE(p, nullptr);
+  memset(p, 0x5a, kPageSize);
+  ASSERT_EQ(mlock(p, kPageSize), 0) << "RLIMIT_MEMLOCK below a page?";
+  EXPECT_FALSE(SysUnused(p, kPageSize));
+  EXPECT_EQ(p[0], 0x5a);
+  EXPECT_EQ(p[kPageSize - 1], 0x5a);
+  ASSERT_EQ(munlock(p, kPageSize), 0);
+  EXPECT_TRUE(SysUnused(p, kPageSize));
+  EXPECT_EQ(p[0], 0);
+  EXPECT_TRUE(SysFree(p, kPageSize));
+}
+
+// At vm.max_map_count, unmapping the middle of a mapping needs one mapping
+// more and fails: SysFree says so, and the memory stays mapped and intact.
+TEST(SysAllocDeathTest, ARefusedUnmapIsReported) {
+  EXPECT_EXIT(
+      {
+        auto* p = static_cast<unsigned char*>(SysAlloc(3 * kPageSize));
+        if (p == nullptr) _exit(1);
+        p[kPageSize] = 0x77;
+        // Fill the map count with pages that cannot merge with each other.
+        for (int i = 0;; ++i) {
+          void* q = mmap(nullptr, kPageSize,
+                         i % 2 == 0 ? PROT_READ : PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+          if (q == MAP_FAILED) break;
+        }
+        if (SysFree(p + kPageSize, kPageSize)) _exit(2);
+        if (p[kPageSize] != 0x77) _exit(3);
+        _exit(0);
+      },
+      testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

@@ -1,12 +1,15 @@
 #include "sched/m.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/auxv.h>
 
 #include <new>
 #include <thread>
 
 #include "absl/base/attributes.h"
+#include "alloc/guard.h"
 #include "alloc/lock_free_stack.h"
 #include "alloc/sys_alloc.h"
 #include "base/check.h"
@@ -41,30 +44,57 @@ void ThreadStackBounds(G* g) {
   g->stack_hi = g->stack_lo + size;
 }
 
+// The M's signal stack with its guard page below, made on first need (an
+// M gives its own away to a thread that cannot let it go, see below).
+void* NewSignalStack() {
+  void* mem = SysAlloc(SignalStackBytes() + kPageSize);
+  if (mem == nullptr) return nullptr;  // Go without.
+  // One per M, so outside the stacks' budget of mappings. Without a guard
+  // (the mprotect fallback failed too) the stack still serves; a handler
+  // that runs past it is then not caught.
+  (void)InstallGuard(mem, /*mappings=*/0);
+  return static_cast<char*>(mem) + kPageSize;
+}
+
 // Gives the thread the M's alternate signal stack unless it has one (Go's
 // minitSignalStack): the overflow handler runs on it, since the stack that
 // overflowed has no room left.
 void MinitSignalStack(M* m) {
   m->sigaltstack_installed = false;
-  if (m->sigaltstack == nullptr) return;
   stack_t old;
   if (sigaltstack(nullptr, &old) != 0 || (old.ss_flags & SS_DISABLE) == 0) {
     return;  // The thread has one (the user's, a sanitizer's): keep it.
   }
+  void* mine = m->sigaltstack.load(std::memory_order_relaxed);
+  if (mine == nullptr) {
+    mine = NewSignalStack();
+    if (mine == nullptr) return;
+    m->sigaltstack.store(mine, std::memory_order_relaxed);
+  }
   stack_t st{};
-  st.ss_sp = m->sigaltstack;
-  st.ss_size = kSignalStackBytes;
+  st.ss_sp = mine;
+  st.ss_size = SignalStackBytes();
   m->sigaltstack_installed = sigaltstack(&st, nullptr) == 0;
 }
 
-// Takes the M's signal stack back from the thread (Go's unminitSignalStack),
-// before another thread may get the M.
+// Takes the M's signal stack back from the thread (Go's
+// unminitSignalStack), before another thread may get the M: only if the
+// thread still uses ours (it may have installed its own since, which stays
+// its own). Should the kernel refuse (the thread runs on it, in a handler
+// that exits the thread), the thread keeps it and the M makes another.
 void UnminitSignalStack(M* m) {
   if (!m->sigaltstack_installed) return;
+  m->sigaltstack_installed = false;
+  stack_t cur;
+  if (sigaltstack(nullptr, &cur) != 0 || (cur.ss_flags & SS_DISABLE) != 0 ||
+      cur.ss_sp != m->sigaltstack.load(std::memory_order_relaxed)) {
+    return;
+  }
   stack_t st{};
   st.ss_flags = SS_DISABLE;
-  sigaltstack(&st, nullptr);
-  m->sigaltstack_installed = false;
+  if (sigaltstack(&st, nullptr) != 0) {
+    m->sigaltstack.store(nullptr, std::memory_order_relaxed);
+  }
 }
 
 // Gives the thread's M back when the thread exits. A pthread key's destructor
@@ -89,7 +119,22 @@ void ForkPrepare();
 void ForkParent();
 void ForkChild();
 
+// Keeps the shared object this code is linked into loaded for good: its
+// thread-exit destructor, fork handlers and signal handler stay installed
+// after a dlclose() (Go's c-shared libraries cannot be unloaded either). In
+// the main program there is nothing to pin (dlopen finds no such object).
+void PinThisObject() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&PinThisObject), &info) == 0 ||
+      info.dli_fname == nullptr) {
+    return;
+  }
+  // The handle is never closed: RTLD_NODELETE is the point.
+  (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 void InitOnce() {
+  PinThisObject();
   if (pthread_key_create(&exit_key, &DropAtExit) != 0) {
     Throw("getm: cannot create the thread-exit key");
   }
@@ -211,7 +256,6 @@ void mcommoninit(M* m) {
     c.stack_size = OrderStackSize(k);
     m->stats.orders[k] = &c.stats;
   }
-  m->sigaltstack = SysAlloc(kSignalStackBytes);  // nullptr: go without.
   RegisterMStatsShard(&m->stats);
   // seq_cst, like ForkPrepare's walk: a fork that misses this M on allm
   // must see, through the same total order, that its gate is not yet open
@@ -226,6 +270,8 @@ void mcommoninit(M* m) {
 M* allm() { return all_m.load(std::memory_order_acquire); }
 
 int32_t mcount() { return m_count.load(std::memory_order_relaxed); }
+
+namespace {
 
 // An idle M this thread now owns, or nullptr. Never waits: an M a scavenger
 // has borrowed is set aside, the next idle one taken, and the borrowed ones
@@ -251,6 +297,18 @@ M* TakeIdleM() {
   return m;
 }
 
+// Unbinds the calling thread from m and puts m on the idle list, caches
+// intact.
+void MakeIdle(M* m) {
+  UnminitSignalStack(m);
+  internal::tls_m = &internal::unbound_m;
+  internal::tls_stackcache = &closed_caches;
+  ClearThreadState(m);
+  idle_count.fetch_add(1, std::memory_order_relaxed);
+  m->owner.store(kMIdle, std::memory_order_release);
+  idle_ms.Push(m);
+}
+
 // A new, registered M, or nullptr if the OS refused its memory. Ms are
 // never freed, so they come straight from SysAlloc (no exception, no heap).
 M* NewM() {
@@ -262,7 +320,7 @@ M* NewM() {
   return m;
 }
 
-M* internal::TryBindM() {
+M* BindNewM() {
   const pthread_key_t key = ExitKey();  // Fork handlers first.
   M* m = TakeIdleM();
   if (m == nullptr) m = NewM();
@@ -271,8 +329,34 @@ M* internal::TryBindM() {
   internal::tls_m = m;
   m->set_curg(m->g0());
   MinitSignalStack(m);
-  pthread_setspecific(key, m);
+  if (pthread_setspecific(key, m) != 0) {
+    // Out of memory for the key's slot: without its exit hook the M would
+    // never come back, so the thread goes without one (refused).
+    MakeIdle(m);
+    return nullptr;
+  }
   return m;
+}
+
+// Set while the thread binds its first M: a signal handler that calls in
+// then would bind again over the half-bound thread (and wait for glibc's
+// locks, held by the very call it interrupted).
+__thread bool binding ABSL_ATTRIBUTE_INITIAL_EXEC = false;
+std::atomic<void (*)()> bind_hook{nullptr};
+
+}  // namespace
+
+M* internal::TryBindM() {
+  if (binding) Throw("stackalloc: re-entered from a signal handler");
+  binding = true;
+  if (void (*hook)() = bind_hook.load(std::memory_order_relaxed)) hook();
+  M* m = BindNewM();
+  binding = false;
+  return m;
+}
+
+void internal::SetBindHook(void (*hook)()) {
+  bind_hook.store(hook, std::memory_order_relaxed);
 }
 
 M* internal::BindM() {
@@ -285,14 +369,31 @@ void dropm() {
   M* m = internal::tls_m;
   if (m == &internal::unbound_m) return;
   if (m->curg() != m->g0()) Throw("dropm not on scheduler stack");
-  UnminitSignalStack(m);
-  internal::tls_m = &internal::unbound_m;
-  internal::tls_stackcache = &closed_caches;
-  pthread_setspecific(ExitKey(), nullptr);
-  ClearThreadState(m);
-  idle_count.fetch_add(1, std::memory_order_relaxed);
-  m->owner.store(kMIdle, std::memory_order_release);
-  idle_ms.Push(m);
+  // Clearing a slot the key already has never allocates, so never fails.
+  (void)pthread_setspecific(ExitKey(), nullptr);
+  MakeIdle(m);
+}
+
+size_t SignalStackBytes() {
+  // Computed by whoever asks first; every thread computes the same (no
+  // static's guard, which a fork could leave taken in the child).
+  static std::atomic<size_t> bytes{0};
+  size_t b = bytes.load(std::memory_order_relaxed);
+  if (b == 0) {
+    const size_t want = 8 * getauxval(AT_MINSIGSTKSZ);  // 0 if unknown.
+    b = want > kMinSignalStack ? PageRoundUp(want) : kMinSignalStack;
+    bytes.store(b, std::memory_order_relaxed);
+  }
+  return b;
+}
+
+const M* SignalStackGuardHolding(uintptr_t a) {
+  for (const M* m = allm(); m != nullptr; m = m->alllink()) {
+    const auto lo = reinterpret_cast<uintptr_t>(
+        m->sigaltstack.load(std::memory_order_relaxed));
+    if (lo != 0 && a < lo && a >= lo - kPageSize) return m;
+  }
+  return nullptr;
 }
 
 int32_t idle_m_count() { return idle_count.load(std::memory_order_relaxed); }

@@ -46,8 +46,12 @@ struct G {
   }
 };
 
-// Bytes of each M's alternate signal stack.
-inline constexpr size_t kSignalStackBytes = 64 << 10;
+// Bytes of each M's alternate signal stack: at least kMinSignalStack, and
+// eight times the signal frame the CPU needs (getauxval(AT_MINSIGSTKSZ),
+// which grows with vector state: AVX-512, AMX), so a handler has room beside
+// its frame. The same for every M; computed once.
+inline constexpr size_t kMinSignalStack = 64 << 10;
+size_t SignalStackBytes();
 
 // A set of caches that are all closed; what an unbound thread, or a thread
 // off its g0, sees.
@@ -95,10 +99,15 @@ class M {
   // SlowPathGate): fork() waits for it to close.
   std::atomic<int> gate{0};
 
-  // The alternate signal stack (kSignalStackBytes) this M gives a thread
-  // that has none, so a stack overflow can be reported on it (Go's
-  // m->gsignal stack); whether the bound thread uses it.
-  void* sigaltstack = nullptr;
+  // The alternate signal stack (SignalStackBytes(), its lowest byte here)
+  // this M gives a thread that has none, so a stack overflow can be
+  // reported on it (Go's m->gsignal stack), with a guard page below it, so
+  // a handler that runs past it faults there instead of writing into what
+  // lies below; nullptr if the OS had no memory for one. Whether the bound
+  // thread uses it. A stack the thread had, or installs later, is the
+  // thread's: never disabled, replaced or freed. Atomic: the overflow
+  // report reads every M's from any thread.
+  std::atomic<void*> sigaltstack{nullptr};
   bool sigaltstack_installed = false;
 
  private:
@@ -139,8 +148,12 @@ inline M* UnboundM() { return &unbound_m; }
 // out of memory for a new M" if none could be had.
 M* BindM();
 // The same, returning nullptr instead (the allocator's slow paths, which
-// then refuse the request).
+// then refuse the request). A signal handler that calls in while its thread
+// binds dies with "stackalloc: re-entered from a signal handler".
 M* TryBindM();
+// Tests: runs in the middle of every binding (where a signal may interrupt
+// glibc's pthread_getattr_np), or nothing when nullptr.
+void SetBindHook(void (*hook)());
 }  // namespace internal
 
 // The calling thread's M. The first call on a thread binds one: an idle M if
@@ -163,6 +176,10 @@ inline M* getm() {
 // After fork(), the child's Ms of threads that did not survive it are idle,
 // caches and all: the child's new threads take them over.
 void dropm();
+
+// The M whose alternate signal stack's guard page holds a, or nullptr.
+// Lock-free and async-signal-safe (the overflow report asks).
+const M* SignalStackGuardHolding(uintptr_t a);
 
 // Ms on the idle list now (exact when no thread enters or leaves).
 int32_t idle_m_count();

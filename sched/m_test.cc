@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <set>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -201,11 +202,14 @@ TEST(MTest, BoundThreadsGetAnAlternateSignalStack) {
     ASSERT_EQ(sigaltstack(nullptr, &st0), 0);
     const bool had_one = (st0.ss_flags & SS_DISABLE) == 0;
     M* m = getm();
-    ASSERT_NE(m->sigaltstack, nullptr);
+    // Ours is made when the thread needs it (a thread that had one does not).
+    if (!had_one) {
+      ASSERT_NE(m->sigaltstack.load(), nullptr);
+    }
     stack_t st;
     ASSERT_EQ(sigaltstack(nullptr, &st), 0);
     EXPECT_NE(st.ss_flags & SS_DISABLE, SS_DISABLE);
-    EXPECT_EQ(st.ss_sp, had_one ? st0.ss_sp : m->sigaltstack);
+    EXPECT_EQ(st.ss_sp, had_one ? st0.ss_sp : m->sigaltstack.load());
     EXPECT_EQ(m->sigaltstack_installed, !had_one);
     dropm();  // Ours is taken back: the next thread to get this M gets it.
     ASSERT_EQ(sigaltstack(nullptr, &st), 0);
@@ -320,6 +324,35 @@ TEST(MDeathTest, ChurnWithAScavengerStaysWithinThePeakPlusOne) {
         exit(mcount() <= bound ? 0 : 1);
       },
       testing::ExitedWithCode(0), "mcount [0-9]+, bound 6");
+}
+
+// A signal handler that calls in while its thread binds its first M dies
+// with the re-entry message, and never waits.
+// Regression: a signal arriving inside pthread_getattr_np() while the thread
+// bound its first M, whose handler called stackalloc, deadlocked on glibc's
+// locks instead of dying.
+void AllocatingHandler(int) { stackalloc(kFixedStack); }
+void RaiseInTheMiddle() { raise(SIGUSR1); }
+
+TEST(MDeathTest, ASignalThatCallsInWhileTheThreadBindsDies) {
+  std::string err;
+  const int status = testing_util::RunInChild(
+      [] {
+        struct sigaction sa {};
+        sa.sa_handler = &AllocatingHandler;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR1, &sa, nullptr);
+        internal::SetBindHook(&RaiseInTheMiddle);
+        dropm();  // So that the next call binds.
+        stackalloc(kFixedStack);
+        return 1;  // The handler's call went through.
+      },
+      &err, /*timeout_ms=*/20000);
+  EXPECT_EQ(testing_util::DescribeWaitStatus(status), "signal 6 (Aborted)");
+  EXPECT_NE(err.find("fatal error: stackalloc: re-entered from a signal "
+                     "handler"),
+            std::string::npos)
+      << err;
 }
 
 }  // namespace

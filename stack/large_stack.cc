@@ -4,6 +4,7 @@
 
 #include "alloc/chunk.h"
 #include "alloc/guard.h"
+#include "alloc/lock_free_stack.h"
 #include "alloc/sys_alloc.h"
 #include "base/check.h"
 #include "base/stack_sizes.h"
@@ -14,9 +15,58 @@
 
 namespace stackalloc {
 namespace internal {
+namespace {
+
+// Freed large stacks whose mapping the OS kept: still in the chunk map, the
+// slot uncarved (so FindStack finds no stack there, and a second free dies
+// as freed twice), linked through pool_link (a large stack's record is on no
+// pool list).
+LockFreeStack<ChunkRecord, &ChunkRecord::pool_link> unmapping;
+
+// Unmaps a freed large stack's mapping and gives its record back; false,
+// leaving it mapped and in the chunk map, if the OS refused.
+bool Unmap(M* m, ChunkRecord* rec) {
+  TheChunkMap().Clear(rec);
+  if (!SysFree(reinterpret_cast<void*>(rec->base.load()), rec->bytes)) {
+    // Its leaves are mapped already: putting it back allocates nothing.
+    int64_t meta = 0;
+    STACKALLOC_CHECK(TheChunkMap().Set(rec, &meta));
+    return false;
+  }
+  const uint8_t flags = rec->Flags(0);
+  if ((flags & kSlotUnguarded) != 0) m->stats.large_unguarded.Add(-1);
+  if ((flags & kSlotMprotect) != 0) ReleaseGuard(/*mappings=*/1);
+  m->stats.large_guard.Add(-static_cast<int64_t>(rec->guard));
+  FreeRecord(m, rec);
+  return true;
+}
+
+}  // namespace
+
+void RetryLargeUnmaps(M* m) {
+  ChunkRecord* kept = nullptr;
+  while (ChunkRecord* rec = unmapping.Pop()) {
+    const auto size = static_cast<int64_t>(rec->stack_size);
+    const bool returned = (rec->Flags(0) & kSlotPagesReturned) != 0;
+    if (Unmap(m, rec)) {
+      (returned ? m->stats.large_unmapping_released
+                : m->stats.large_unmapping_sys)
+          .Add(-size);
+      continue;
+    }
+    rec->pool_link.store(kept, std::memory_order_relaxed);
+    kept = rec;
+  }
+  while (kept != nullptr) {
+    ChunkRecord* rec = kept;
+    kept = rec->pool_link.load(std::memory_order_relaxed);
+    unmapping.Push(rec);
+  }
+}
 
 void* LargeStackalloc(M* m, size_t n) {
   if (n > kMaxStackRequest) return nullptr;
+  RetryLargeUnmaps(m);
   const size_t size = PageRoundUp(n);
   const size_t guard = GuardsEnabled() ? kPageSize : 0;
   ChunkRecord* rec = NewRecord(m);
@@ -34,10 +84,16 @@ void* LargeStackalloc(M* m, size_t n) {
   const bool mapped = mem != nullptr && TheChunkMap().Set(rec, &meta);
   m->stats.meta_sys.Add(meta);  // Leaves a failed Set mapped stay, counted.
   if (!mapped) {
-    SysFree(mem, size + guard);
+    // A mapping nobody saw: if the OS keeps it, it is untouched address
+    // space, counted with the records.
+    if (!SysFree(mem, size + guard)) {
+      m->stats.meta_sys.Add(static_cast<int64_t>(size + guard));
+    }
     FreeRecord(m, rec);
     return nullptr;
   }
+  // A refused advice leaves the system's policy: nothing to undo.
+  (void)SysHugePageAdvice(mem, size + guard);
   if (guard != 0) {
     InstallOverflowHandler(&TheChunkMap());
     // At the start of its own mapping, an mprotect'ed guard adds one.
@@ -71,15 +127,18 @@ void LargeStackfree(M* m, void* v, size_t n) {
   if (!rec->Transition(0, kHandedOut, SlotState::kUncarved, &found)) {
     DieBadFree("freed twice", v, 0, rec->stack_size);
   }
-  const size_t size = rec->stack_size, guard = rec->guard;
-  TheChunkMap().Clear(rec);
-  SysFree(reinterpret_cast<void*>(rec->base.load()), rec->bytes);
-  const uint8_t flags = rec->Flags(0);
-  if ((flags & kSlotUnguarded) != 0) m->stats.large_unguarded.Add(-1);
-  if ((flags & kSlotMprotect) != 0) ReleaseGuard(/*mappings=*/1);
-  FreeRecord(m, rec);
-  m->stats.large_inuse.Add(-static_cast<int64_t>(size));
-  m->stats.large_guard.Add(-static_cast<int64_t>(guard));
+  const auto size = static_cast<int64_t>(rec->stack_size);
+  m->stats.large_inuse.Add(-size);
+  if (Unmap(m, rec)) return RetryLargeUnmaps(m);
+  // The OS kept the mapping: return its pages if it lets us, and keep it
+  // accounted for until a retry unmaps it.
+  if (SysUnused(reinterpret_cast<void*>(rec->StackAt(0)), rec->stack_size)) {
+    rec->AddFlags(0, kSlotPagesReturned);
+    m->stats.large_unmapping_released.Add(size);
+  } else {
+    m->stats.large_unmapping_sys.Add(size);
+  }
+  unmapping.Push(rec);
 }
 
 }  // namespace internal

@@ -20,8 +20,15 @@ namespace internal {
 void* LargeStackalloc(M* m, size_t n);
 
 // Frees a stack from LargeStackalloc(n); dies if v is not one, or was
-// allocated with another size.
+// allocated with another size. Should the OS not take its mapping back
+// (munmap fails near vm.max_map_count), its pages are returned if they can
+// be, and the mapping stays accounted for (MemStats::unmapping_sys or
+// unmapping_released) until a later retry unmaps it.
 void LargeStackfree(M* m, void* v, size_t n);
+
+// Retries the unmapping of freed large stacks the OS kept; books what it
+// unmaps on m. Every large stack call does this first; ScavengeStacks() too.
+void RetryLargeUnmaps(M* m);
 
 }  // namespace internal
 }  // namespace stackalloc

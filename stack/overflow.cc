@@ -1,12 +1,16 @@
 #include "stack/overflow.h"
 
 #include <signal.h>
+#include <sys/auxv.h>
+#include <ucontext.h>
 
 #include <atomic>
 #include <cstdint>
 
+#include "absl/base/attributes.h"
 #include "alloc/chunk.h"
 #include "alloc/chunk_map.h"
+#include "base/stack_sizes.h"
 #include "base/throw.h"
 #include "sched/m.h"
 
@@ -14,99 +18,255 @@ namespace stackalloc {
 namespace internal {
 namespace {
 
-// The actions that were installed before ours, for faults that are not
-// ours. Written before our handler is installed, read only by it.
-struct sigaction previous_segv;
-struct sigaction previous_bus;
+// What the kernel would run for a signal that is not ours: the action that
+// was installed before ours. Two copies, so that a re-install writes one
+// while a handler may read the other; reset once the action's SA_RESETHAND
+// has fired (the kernel would have put SIG_DFL back).
+struct Previous {
+  struct sigaction action[2];
+  std::atomic<int> current{0};
+  std::atomic<bool> reset{false};
+};
+Previous previous_segv;
+Previous previous_bus;
 
 std::atomic<bool> installed{false};
+std::atomic<bool> installing{false};
 // Where OnFault looks a fault address up; set before the handler goes in.
-const ChunkMap* fault_map = nullptr;
+std::atomic<const ChunkMap*> fault_map{nullptr};
+// A signal frame's bytes below the interrupted stack pointer: the CPU's
+// (AT_MINSIGSTKSZ), the red zone, and room for the handler's first frames.
+// Read at install: getauxval is not on the list of async-signal-safe calls.
+std::atomic<size_t> signal_frame_bytes{0};
+
+// The ucontext this thread last handed to a previous action, and the frame
+// that did: OnFault called with that context again from deeper on the same
+// stack was called by that action (a handler that saved ours as its own
+// previous one), not by the kernel, and ends the chain with the default
+// action instead of going round it for ever. An action that leaves by
+// siglongjmp leaves these behind; the kernel's next delivery starts again
+// at the top of the signal stack, above the recorded frame.
+__thread void* chained_context ABSL_ATTRIBUTE_INITIAL_EXEC = nullptr;
+__thread uintptr_t chained_frame ABSL_ATTRIBUTE_INITIAL_EXEC = 0;
+
+bool CalledByThePreviousAction(void* context) {
+  const auto frame = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  return context == chained_context && frame < chained_frame;
+}
+
+void NameTheThread(RawBuffer& b) {
+  M* m = tls_m;
+  if (m == UnboundM()) {
+    b.Str(" on a thread with no M");
+    return;
+  }
+  b.Str(" on M ").Dec(m->id());
+  const G* g = m->curg();
+  if (g != nullptr && g != m->g0()) {
+    if (g->goid != 0) {
+      b.Str(", G ").Dec(g->goid);
+    } else {
+      b.Str(", on a G");  // One its runtime did not number.
+    }
+  }
+}
 
 [[noreturn]] void ReportOverflow(uintptr_t lo, size_t size, uintptr_t fault) {
   RawBuffer b;
   b.Str("stack overflow: ").Udec(size).Str("-byte stack [");
   b.Hex(lo).Str(", ").Hex(lo + size).Str(")");
-  M* m = tls_m;
-  if (m == UnboundM()) {
-    b.Str(" on a thread with no M");
-  } else {
-    b.Str(" on M ").Dec(m->id());
-    const G* g = m->curg();
-    if (g != nullptr && g != m->g0()) {
-      if (g->goid != 0) {
-        b.Str(", G ").Dec(g->goid);
-      } else {
-        b.Str(", on a G");  // One its runtime did not number.
-      }
-    }
-  }
+  NameTheThread(b);
   b.Str(" (fault at ").Hex(fault).Str(", ").Udec(lo - fault);
   b.Str(" bytes below the stack)");
   Throw(b.c_str());
 }
 
-// Hands a fault that is not ours to whoever had it before.
-void Chain(int sig, siginfo_t* info, void* context) {
-  const struct sigaction& prev = sig == SIGBUS ? previous_bus : previous_segv;
-  if ((prev.sa_flags & SA_SIGINFO) != 0 && prev.sa_sigaction != nullptr) {
-    prev.sa_sigaction(sig, info, context);
+// The kernel could not push a signal frame below sp, on one of our stacks.
+[[noreturn]] void ReportFrameOverflow(uintptr_t lo, size_t size, uintptr_t sp) {
+  RawBuffer b;
+  b.Str("stack overflow: ").Udec(size).Str("-byte stack [");
+  b.Hex(lo).Str(", ").Hex(lo + size).Str(")");
+  NameTheThread(b);
+  b.Str(" (a signal frame did not fit below sp ").Hex(sp).Str(", ");
+  if (sp >= lo) {
+    b.Udec(sp - lo).Str(" bytes above the stack's lowest byte)");
+  } else {
+    b.Udec(lo - sp).Str(" bytes below the stack)");
+  }
+  Throw(b.c_str());
+}
+
+[[noreturn]] void ReportSignalStackOverflow(const M* m, uintptr_t fault) {
+  const auto lo = reinterpret_cast<uintptr_t>(
+      m->sigaltstack.load(std::memory_order_relaxed));
+  RawBuffer b;
+  b.Str("signal stack overflow: a handler ran past the ");
+  b.Udec(SignalStackBytes()).Str("-byte alternate signal stack [");
+  b.Hex(lo).Str(", ").Hex(lo + SignalStackBytes()).Str(") of M ");
+  b.Dec(m->id()).Str(" (fault at ").Hex(fault).Str(", ");
+  b.Udec(lo - fault).Str(" bytes below it)");
+  Throw(b.c_str());
+}
+
+// The interrupted stack pointer, or 0 where we cannot read it.
+uintptr_t InterruptedSp(void* context) {
+  const auto* uc = static_cast<const ucontext_t*>(context);
+#if defined(__x86_64__)
+  return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__)
+  return static_cast<uintptr_t>(uc->uc_mcontext.sp);
+#else
+  (void)uc;
+  return 0;
+#endif
+}
+
+// Reports the fault if it is an overflow of ours: a guard page below one of
+// our stacks, below an M's signal stack, or a signal frame the kernel could
+// not push onto one of our stacks (SIGSEGV with SI_KERNEL and no address:
+// only the interrupted stack pointer says where).
+void ReportIfOurs(int sig, const siginfo_t* info, void* context) {
+  uintptr_t lo;
+  size_t size;
+  if (sig == SIGSEGV && info->si_code == SI_KERNEL &&
+      info->si_addr == nullptr) {
+    const uintptr_t sp = InterruptedSp(context);
+    const ChunkRecord* rec =
+        sp == 0 ? nullptr
+                : fault_map.load(std::memory_order_relaxed)->Lookup(sp);
+    if (rec == nullptr) return;
+    if (rec->ReadGuardHolding(sp, &lo, &size) ||
+        (rec->ReadStackHolding(sp, &lo, &size) &&
+         sp - lo < signal_frame_bytes.load(std::memory_order_relaxed))) {
+      ReportFrameOverflow(lo, size, sp);
+    }
     return;
   }
-  if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
-    prev.sa_handler(sig);
-    return;
+  // Only a fault the kernel raised has an address (si_code > 0); one sent
+  // with kill() or raise() carries a pid there.
+  if (info->si_code <= 0) return;
+  const auto a = reinterpret_cast<uintptr_t>(info->si_addr);
+  const ChunkRecord* rec = fault_map.load(std::memory_order_relaxed)->Lookup(a);
+  // The record of a large stack freed meanwhile on another thread may be
+  // rewritten as we read it: then the fault is not in its guard.
+  if (rec != nullptr && rec->ReadGuardHolding(a, &lo, &size)) {
+    ReportOverflow(lo, size, a);
   }
-  // Ignored before us: a sent signal stays ignored; a fault cannot be (it
-  // would recur for ever), so it gets the default action.
-  if (prev.sa_handler == SIG_IGN && info->si_code <= 0) return;
-  // The default action: restore it and raise the signal again, pending
-  // until this handler returns (the signal is blocked while it runs). That
-  // covers a fault (which would recur anyway) and a signal sent with kill()
-  // or raise(), which returning alone would swallow.
+  if (const M* m = SignalStackGuardHolding(a)) ReportSignalStackOverflow(m, a);
+}
+
+void OnFault(int sig, siginfo_t* info, void* context);
+
+bool IsOurs(const struct sigaction& sa) {
+  return (sa.sa_flags & SA_SIGINFO) != 0 && sa.sa_sigaction == &OnFault;
+}
+
+// The default action of SIGSEGV and SIGBUS, as the kernel takes it: the
+// process ends, with a core where the system keeps them. A fault returns
+// to its instruction, which faults again with the default in place; a
+// signal sent with kill() or raise() is raised again, pending until this
+// handler returns (the signal is blocked while it runs).
+void DefaultAction(int sig, const siginfo_t* info) {
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
-  sigaction(sig, &dfl, nullptr);
-  raise(sig);
+  // Neither can fail for SIGSEGV or SIGBUS with a valid action.
+  (void)sigaction(sig, &dfl, nullptr);
+  if (info->si_code <= 0) (void)raise(sig);
+}
+
+// Hands a fault that is not ours to the action that was there before, as
+// the kernel would have run it: with SA_SIGINFO's arguments or not, its
+// mask (and the signal, unless SA_NODEFER) blocked during the call, its
+// SA_RESETHAND honoured, SIG_DFL and SIG_IGN meaning what they mean. Only
+// SA_ONSTACK cannot be: we run on the alternate stack already.
+void Chain(int sig, siginfo_t* info, void* context) {
+  Previous& p = sig == SIGBUS ? previous_bus : previous_segv;
+  const struct sigaction& prev =
+      p.action[p.current.load(std::memory_order_acquire)];
+  const bool siginfo = (prev.sa_flags & SA_SIGINFO) != 0;
+  const bool dfl = p.reset.load(std::memory_order_relaxed) || IsOurs(prev) ||
+                   CalledByThePreviousAction(context) ||
+                   (!siginfo && prev.sa_handler == SIG_DFL);
+  if (!dfl && !siginfo && prev.sa_handler == SIG_IGN) {
+    // Ignored before us: a sent signal stays ignored; a fault cannot be
+    // (the kernel forces the default action: it would recur for ever).
+    if (info->si_code <= 0) return;
+    return DefaultAction(sig, info);
+  }
+  if (dfl) return DefaultAction(sig, info);
+  if ((prev.sa_flags & SA_RESETHAND) != 0) {
+    p.reset.store(true, std::memory_order_relaxed);
+  }
+  sigset_t during, saved;
+  // Reading and setting our own thread's mask cannot fail.
+  (void)pthread_sigmask(SIG_SETMASK, nullptr, &saved);
+  during = saved;
+  for (int s = 1; s < NSIG; ++s) {
+    if (sigismember(&prev.sa_mask, s) == 1) sigaddset(&during, s);
+  }
+  if ((prev.sa_flags & SA_NODEFER) != 0) {
+    sigdelset(&during, sig);
+  } else {
+    sigaddset(&during, sig);
+  }
+  (void)pthread_sigmask(SIG_SETMASK, &during, nullptr);
+  void* const outer_context = chained_context;
+  const uintptr_t outer_frame = chained_frame;
+  chained_context = context;
+  chained_frame = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  if (siginfo) {
+    prev.sa_sigaction(sig, info, context);
+  } else {
+    prev.sa_handler(sig);
+  }
+  chained_context = outer_context;
+  chained_frame = outer_frame;
+  (void)pthread_sigmask(SIG_SETMASK, &saved, nullptr);
 }
 
 void OnFault(int sig, siginfo_t* info, void* context) {
-  // Only a fault the kernel raised has an address (si_code > 0); one sent
-  // with kill() or raise() carries a pid there.
-  if (info->si_code > 0) {
-    const auto a = reinterpret_cast<uintptr_t>(info->si_addr);
-    const ChunkRecord* rec = fault_map->Lookup(a);
-    uintptr_t lo;
-    size_t size;
-    // The record of a large stack freed meanwhile on another thread may be
-    // rewritten as we read it: then the fault is not in its guard.
-    if (rec != nullptr && rec->ReadGuardHolding(a, &lo, &size)) {
-      ReportOverflow(lo, size, a);
-    }
-  }
+  if (!CalledByThePreviousAction(context)) ReportIfOurs(sig, info, context);
   Chain(sig, info, context);
 }
 
-void Install(int sig, struct sigaction* previous) {
-  sigaction(sig, nullptr, previous);
+// Puts ours in front of sig's current action, which becomes the previous
+// one; nothing if ours is the current one already.
+void Install(int sig, Previous* p) {
+  struct sigaction cur;
+  if (sigaction(sig, nullptr, &cur) != 0 || IsOurs(cur)) return;
+  const int next = 1 - p->current.load(std::memory_order_relaxed);
+  p->action[next] = cur;
+  p->reset.store(false, std::memory_order_relaxed);
+  p->current.store(next, std::memory_order_release);
   struct sigaction sa {};
   sa.sa_sigaction = &OnFault;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigemptyset(&sa.sa_mask);
-  sigaction(sig, &sa, nullptr);
+  // With a valid action for SIGSEGV or SIGBUS this cannot fail; if it did,
+  // the previous action stays, and overflows reach it unreported.
+  (void)sigaction(sig, &sa, nullptr);
 }
 
 }  // namespace
 
 void InstallOverflowHandler(const ChunkMap* map) {
-  if (installed.load(std::memory_order_acquire) ||
-      installed.exchange(true, std::memory_order_acq_rel)) {
-    return;
+  if (installed.load(std::memory_order_acquire)) return;
+  ReinstallOverflowHandler(map);
+}
+
+void ReinstallOverflowHandler(const ChunkMap* map) {
+  // One installer at a time; handlers never wait for this.
+  while (installing.exchange(true, std::memory_order_acquire)) {
   }
-  fault_map = map;
+  fault_map.store(map, std::memory_order_relaxed);
+  const size_t frame = getauxval(AT_MINSIGSTKSZ);  // 0 if unknown.
+  signal_frame_bytes.store((frame != 0 ? frame : 2048) + 128 + 1024,
+                           std::memory_order_relaxed);
   Install(SIGSEGV, &previous_segv);
   Install(SIGBUS, &previous_bus);
+  installed.store(true, std::memory_order_release);
+  installing.store(false, std::memory_order_release);
 }
 
 }  // namespace internal

@@ -1,11 +1,14 @@
-// The stack overflow report (private to //stack).
+// The stack overflow report (private to //stack): a SIGSEGV / SIGBUS
+// handler that names the stack a fault overflowed and chains every other
+// fault to the action that was there before, as the kernel would have run
+// it. README, "Signals", says how it shares the signals with other handlers.
 //
-// A SIGSEGV or SIGBUS whose address lies in one of our guard pages dies with
-// "fatal error: stack overflow: <size>-byte stack [<lo>, <hi>) on M <id>",
-// followed by ", G <goid>" where the thread runs a G its runtime numbered,
-// and the fault address. Any other fault goes to the handler that was
-// installed before ours, or to the default action, so a user's handler and
-// the sanitizers' keep working.
+// Reported: a fault in a guard page below one of our stacks ("fatal error:
+// stack overflow: <size>-byte stack [<lo>, <hi>) on M <id>[, G <goid>]
+// (fault at ...)"), a signal frame the kernel could not push onto one of
+// our stacks ("... (a signal frame did not fit below sp ...)"), and a
+// handler that ran past an M's alternate signal stack into its guard
+// ("fatal error: signal stack overflow: ...").
 //
 // The handler runs on the alternate signal stack every M gives its thread
 // (sched/m.h), takes no lock and allocates nothing: the lookup from the
@@ -25,6 +28,11 @@ namespace internal {
 // and large stack of ours, for the life of the process. Thread-safe. Called
 // when the first guarded chunk is made.
 void InstallOverflowHandler(const ChunkMap* map);
+
+// Puts the handler in front of the current SIGSEGV and SIGBUS actions again
+// if another took its place (stackalloc.h's InstallStackOverflowHandler).
+// Thread-safe; installers wait for each other, handlers never do.
+void ReinstallOverflowHandler(const ChunkMap* map);
 
 }  // namespace internal
 }  // namespace stackalloc

@@ -104,6 +104,39 @@ TEST(OverflowDeathTest, RecursionOffTheEndOfAStack) {
       "below the stack\\)");
 }
 
+// A signal whose handler was installed without SA_ONSTACK arrives while
+// the thread runs near the bottom of one of our stacks: the kernel cannot
+// push the signal frame and sends SIGSEGV with no address. The interrupted
+// stack pointer says whose stack it was.
+// Regression: the process died of a bare SIGSEGV, with no report.
+void NoOnStackHandler(int) {}
+
+void RaiseUsr1() { raise(SIGUSR1); }
+
+TEST(OverflowDeathTest, ASignalFrameThatDoesNotFitIsReported) {
+  EXPECT_DEATH(
+      {
+        struct sigaction sa {};
+        sa.sa_handler = &NoOnStackHandler;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR1, &sa, nullptr);
+        std::thread([] {
+          getm();  // Binds: the thread gets the M's signal stack.
+          char* stack = static_cast<char*>(stackalloc(kFixedStack));
+          // 1 KiB above the guard: less than a signal frame needs.
+          asm volatile(
+              "mov %0, %%rsp\n\t"
+              "call *%1\n\t"
+              :
+              : "r"(stack + 1024), "r"(&RaiseUsr1)
+              : "memory");
+        }).join();
+      },
+      "fatal error: stack overflow: 4096-byte stack \\[0x[0-9a-f]+, "
+      "0x[0-9a-f]+\\) on M [0-9]+ \\(a signal frame did not fit below sp "
+      "0x[0-9a-f]+, [0-9]+ bytes above the stack's lowest byte\\)");
+}
+
 // Without the kernel's guard markers, guards fall back to mprotect, and
 // overflows are reported the same way.
 TEST(OverflowDeathTest, MprotectFallbackReportsTheSame) {
@@ -141,6 +174,9 @@ TEST(StackGuardDeathTest, PastTheBudgetStacksAreUnguardedAndCounted) {
   EXPECT_EXIT(
       {
         internal::ForceGuardFallback(true);
+        // The thread's M first (its signal stack's mappings are not the
+        // stacks' to count).
+        getm();
         SetGuardMappingBudget(GuardMappingsUsed() + 2 * 3);  // Three guards.
         const MemStats st0 = ReadMemStats();
         const int lines0 = MapsLines();

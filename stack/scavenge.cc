@@ -6,6 +6,7 @@
 #include "alloc/stack_pool.h"
 #include "base/stack_sizes.h"
 #include "stack/heap.h"
+#include "stack/large_stack.h"
 #include "stack/parameters.h"
 #include "stack/stack_cache.h"
 
@@ -41,12 +42,14 @@ size_t Account(M* m, int order, const StackPool::ScavengeResult& r) {
   return static_cast<size_t>(newly);
 }
 
-}  // namespace
-
-size_t Scavenge(M* m) {
+// Empties idle Ms' caches into the pools, retries the unmapping of freed
+// large stacks, then scavenges every order's pool; returns the bytes
+// released.
+size_t ScavengePools(M* m) {
   // Idle Ms (their threads exited) would hold their caches until a thread
   // enters again: empty them into the pools, so their chunks can go too.
   ForEachIdleM([](M* idle, void*) { EmptyCaches(idle); }, nullptr);
+  RetryLargeUnmaps(m);
   size_t released = 0;
   for (int k = 0; k < kNumStackOrders; ++k) {
     const StackPool::ScavengeResult r =
@@ -57,13 +60,23 @@ size_t Scavenge(M* m) {
   return released;
 }
 
+}  // namespace
+
+size_t Scavenge(M* m) {
+  // The caller's own caches hold what it freed last (the dead Gs' stacks
+  // after proc::Stop()): they go too, each stack checked on its way (a
+  // stack freed twice dies here rather than be handed out twice).
+  EmptyCaches(m);
+  return ScavengePools(m);
+}
+
 void MaybeScavenge(M* m) {
   const size_t threshold = ScavengeThreshold();
   if (threshold == 0) return;
   const size_t pooled = PooledBytes();
   if (pooled > threshold &&
       pooled >= 2 * pooled_after_scavenge.load(std::memory_order_relaxed)) {
-    Scavenge(m);
+    ScavengePools(m);
   }
 }
 

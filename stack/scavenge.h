@@ -20,13 +20,15 @@ namespace internal {
 // scavenged, not only those of wholly free chunks: 64 KiB and up.
 inline constexpr int kReleaseStackOrder = 4;
 
-// Empties idle Ms' caches into the pools, then scavenges every order's pool.
-// Returns the bytes released.
+// Empties m's caches and idle Ms' into the pools, retries the unmapping of
+// freed large stacks, then scavenges every order's pool. Returns the bytes
+// released.
 size_t Scavenge(M* m);
 
-// Runs Scavenge() if the policy says so: the pools hold more than the
+// Scavenges the pools if the policy says so: they hold more than the
 // threshold of free stacks with pages, and at least twice what the last
-// pass left. The entry point asks after a cache released stacks.
+// pass left. The entry point asks after a cache released stacks; m's own
+// caches stay as they are.
 void MaybeScavenge(M* m);
 
 }  // namespace internal

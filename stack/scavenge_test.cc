@@ -54,9 +54,13 @@ TEST(ScavengeTest, WhollyFreeChunksAreReleasedExactlyAndWorkAgain) {
   EXPECT_EQ(st0.stacks_sys - st1.stacks_sys, released);
   EXPECT_EQ(st1.stacks_released - st0.stacks_released, released);
   EXPECT_EQ(st1.orders[0].released - st0.orders[0].released, released);
-  EXPECT_EQ(st0.stacks_pooled - st1.stacks_pooled, released);
+  // The caller's cache went to the pools first (so did idle Ms'): what left
+  // the caches and pools together is what was released.
+  EXPECT_EQ((st0.stacks_pooled + st0.stacks_cached) -
+                (st1.stacks_pooled + st1.stacks_cached),
+            released);
+  EXPECT_EQ(getm()->mcache.stackcache.c[0].stats.cached.value(), 0);
   EXPECT_EQ(st1.stacks_inuse, st0.stacks_inuse);
-  EXPECT_EQ(st1.stacks_cached, st0.stacks_cached);
   EXPECT_EQ(st1.stacks_guard, st0.stacks_guard);  // Guards stay.
 
   // Allocate until a released chunk is taken back: it is reused before
@@ -253,6 +257,56 @@ TEST(ScavengeTest, RacingScavengersReturnExactlyWhatMoved) {
           << "order " << k << " round " << round;
     }
   }
+}
+
+// ScavengeStacks() empties the caches of every idle M and the calling
+// thread's own; a thread without an M borrows one for the call and leaves
+// without it.
+// Regression: a thread without an M bound an idle one for good, then
+// emptied every idle M's cache but that one, and never its own (after
+// proc::Stop() the dead Gs' stacks sat there).
+TEST(ScavengeTest, EmptiesIdleMsAndTheCallersOwnCaches) {
+  // A thread that exits leaves its M idle, caches full.
+  std::thread([] { testing_util::AllocAndFreeEveryOrder(8); }).join();
+  // This thread's own cache holds stacks too.
+  testing_util::AllocAndFreeEveryOrder(8);
+  ASSERT_GT(getm()->mcache.stackcache.c[0].stats.cached.value(), 0);
+  const int32_t ms = mcount();
+  std::thread([ms] {
+    EXPECT_EQ(internal::tls_m, internal::UnboundM());
+    ScavengeStacks();
+    EXPECT_EQ(internal::tls_m, internal::UnboundM()) << "left bound";
+    EXPECT_EQ(mcount(), ms) << "made an M instead of borrowing an idle one";
+  }).join();
+  // Every idle M's cache is empty, the borrowed one's included.
+  for (M* m = allm(); m != nullptr; m = m->alllink()) {
+    if (m->owner.load() != kMIdle) continue;
+    for (int k = 0; k < kNumStackOrders; ++k) {
+      EXPECT_EQ(m->mcache.stackcache.c[k].stats.cached.value(), 0)
+          << "M " << m->id() << " order " << k;
+    }
+  }
+  ScavengeStacks();
+  for (int k = 0; k < kNumStackOrders; ++k) {
+    EXPECT_EQ(getm()->mcache.stackcache.c[k].stats.cached.value(), 0) << k;
+  }
+  EXPECT_EQ(ReadMemStats().stacks_cached, 0u);
+}
+
+// A stack freed twice, with other frees between (which the default build's
+// fast path cannot see), is caught when ScavengeStacks() empties the cache,
+// not handed out twice.
+TEST(ScavengeDeathTest, ADoubleFreeInTheCallersCacheIsCaught) {
+  EXPECT_DEATH(
+      {
+        void* a = stackalloc(kFixedStack);
+        void* b = stackalloc(kFixedStack);
+        stackfree(a, kFixedStack);
+        stackfree(b, kFixedStack);
+        stackfree(a, kFixedStack);  // Caught here in checked builds.
+        ScavengeStacks();
+      },
+      "fatal error: stackfree: 4096-byte stack 0x[0-9a-f]+ freed twice");
 }
 
 }  // namespace

@@ -12,12 +12,14 @@
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "alloc/guard.h"
+#include "alloc/sys_alloc.h"
 #include "base/sanitizers.h"
 #include "base/throw.h"
 #include "sched/m.h"
 #include "stack/heap.h"
 #include "stack/large_stack.h"
 #include "stack/misuse.h"
+#include "stack/overflow.h"
 #include "stack/parameters.h"
 #include "stack/scavenge.h"
 #include "stack/stack_cache.h"
@@ -162,10 +164,16 @@ bool SetStackCacheLimit(int limit, size_t stack_size) {
 
 size_t ScavengeStacks() {
   M* m = internal::tls_m;
-  if (m == internal::UnboundM()) m = internal::TryBindM();
+  const bool borrowed = m == internal::UnboundM();
+  if (borrowed) m = internal::TryBindM();
   if (m == nullptr) return 0;  // Out of memory for an M: nothing released.
-  SlowPathGate gate(m);
-  return internal::Scavenge(m);
+  size_t released;
+  {
+    SlowPathGate gate(m);
+    released = internal::Scavenge(m);
+  }
+  if (borrowed) dropm();  // The thread leaves as it came.
+  return released;
 }
 
 void SetScavengeThreshold(size_t bytes) {
@@ -173,6 +181,16 @@ void SetScavengeThreshold(size_t bytes) {
 }
 
 bool SetStackGuards(bool on) { return internal::SetGuardsEnabled(on); }
+
+bool SetStackHugePages(bool on) {
+  const bool was = HugePages();
+  SetHugePages(on);
+  return was;
+}
+
+void InstallStackOverflowHandler() {
+  internal::ReinstallOverflowHandler(&internal::TheChunkMap());
+}
 
 void SetGuardMappingBudget(size_t mappings) { SetGuardBudget(mappings); }
 

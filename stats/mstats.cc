@@ -54,12 +54,15 @@ void RegisterMStatsShard(MStatsShard* shard) {
 MemStats ReadMemStats() {
   OrderSums orders[kNumStackOrders];
   int64_t large = 0, large_guard = 0, large_unguarded = 0, meta = 0;
+  int64_t unmapping_sys = 0, unmapping_released = 0;
   for (const MStatsShard* s = all_shards.load(std::memory_order_acquire);
        s != nullptr; s = s->next) {
     for (int k = 0; k < kNumStackOrders; ++k) orders[k].Add(*s->orders[k]);
     large += s->large_inuse.value();
     large_guard += s->large_guard.value();
     large_unguarded += s->large_unguarded.value();
+    unmapping_sys += s->large_unmapping_sys.value();
+    unmapping_released += s->large_unmapping_released.value();
     meta += s->meta_sys.value();
   }
   MemStats st;
@@ -77,7 +80,10 @@ MemStats ReadMemStats() {
   }
   st.large_stacks_inuse = NonNegative(large);
   st.stacks_inuse += st.large_stacks_inuse;
-  st.stacks_sys += st.large_stacks_inuse;
+  st.unmapping_sys = NonNegative(unmapping_sys);
+  st.unmapping_released = NonNegative(unmapping_released);
+  st.stacks_sys += st.large_stacks_inuse + st.unmapping_sys;
+  st.stacks_released += st.unmapping_released;
   st.stacks_guard = NonNegative(guard);
   st.stacks_unguarded = NonNegative(unguarded);
   st.stacks_meta_sys = NonNegative(meta);

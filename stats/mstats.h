@@ -36,8 +36,9 @@ struct MemStats {
   uint64_t stacks_inuse = 0;
   // Stack memory obtained from the OS and not released: chunks of every
   // order (guard pages excluded) and large stacks' own mappings (Go's
-  // mstats.stacks_sys). stacks_sys - inuse - cached - pooled is the part of
-  // the Ms' current chunks not carved yet.
+  // mstats.stacks_sys), freed ones among them while the OS keeps their
+  // mapping and pages (unmapping_sys). stacks_sys - inuse - cached - pooled
+  // - unmapping_sys is the part of the Ms' current chunks not carved yet.
   uint64_t stacks_sys = 0;
   // Free stacks in the per-M caches, ready for the fast path.
   uint64_t stacks_cached = 0;
@@ -45,7 +46,8 @@ struct MemStats {
   uint64_t stacks_pooled = 0;
   // Stack memory whose pages went back to the OS (whole chunks, and single
   // free stacks of the large orders): still mapped, not in stacks_sys,
-  // reused before anything new is mapped.
+  // reused before anything new is mapped; freed large stacks whose mapping
+  // the OS keeps but whose pages it took (unmapping_released).
   uint64_t stacks_released = 0;
   // Memory for the allocator's own records: pool batches, chunk records,
   // the chunk map.
@@ -59,6 +61,13 @@ struct MemStats {
   // Stacks above the largest order (each with a mapping of its own) handed
   // out and not freed; part of stacks_inuse and stacks_sys.
   uint64_t large_stacks_inuse = 0;
+  // Freed stacks above the largest order whose mapping the OS would not
+  // take back (munmap fails near vm.max_map_count); retried at every large
+  // stack's alloc and free and at ScavengeStacks(). Their pages are still
+  // held (unmapping_sys, part of stacks_sys) or returned
+  // (unmapping_released, part of stacks_released). Bytes.
+  uint64_t unmapping_sys = 0;
+  uint64_t unmapping_released = 0;
   // The same figures for each stack order.
   StackOrderStats orders[kNumStackOrders];
 };
@@ -117,6 +126,10 @@ struct alignas(64) MStatsShard {
   // Guard bytes below those, and how many of them got no guard.
   SingleWriterCounter large_guard;
   SingleWriterCounter large_unguarded;
+  // Bytes of freed large stacks whose mapping the OS did not take back yet
+  // (munmap failed; retried later): still resident, or pages returned.
+  SingleWriterCounter large_unmapping_sys;
+  SingleWriterCounter large_unmapping_released;
   // Bytes of the allocator's records this M obtained.
   SingleWriterCounter meta_sys;
 
