@@ -45,7 +45,7 @@ struct Stktop {
   size_t size;
 };
 
-// kFixedStack segments a G keeps after their frames return, for its next
+// SegmentStack() segments a G keeps after their frames return, for its next
 // growth: a G that grows and shrinks in a loop (the hot split) then switches
 // segments without g0, the stack pool or the scheduler.
 inline constexpr int kSegCache = 8;
@@ -57,6 +57,20 @@ struct P;
 // with its first stack, goes on its M's free list, and the next spawn on
 // that M reuses it (Go's gfput / gfget); its TSan fiber goes to the M's
 // cache of fibers.
+// The C++ runtime's per-thread exception state (libsupc++'s
+// __cxa_eh_globals, which __cxa_get_globals() returns): the exceptions being
+// caught, innermost first, and the count of those thrown and not yet caught.
+// It belongs to whatever runs on the thread, so a G carries its own across
+// switches and Ms (as seastar's threads, ClickHouse's fibers and
+// Boost.Context 1.88 do).
+struct EhGlobals {
+  void* caught_exceptions = nullptr;
+  unsigned int uncaught_exceptions = 0;
+#if defined(__ARM_EABI_UNWINDER__)
+  void* propagating_exceptions = nullptr;
+#endif
+};
+
 struct ProcG : G {
   Closure fn;      // The G's function; empty once it has run.
   P* p = nullptr;  // Its M's P, while it runs.
@@ -71,13 +85,16 @@ struct ProcG : G {
   void* req_arg = nullptr;
   void* stack = nullptr;  // The first stack, kFixedStack bytes, or nullptr.
   Stktop* top = nullptr;  // The current segment's link; nullptr on `stack`.
-  // Free kFixedStack segments of this G: taken by Morestack directly,
+  // Free SegmentStack() segments of this G: taken by Morestack directly,
   // filled when segments return, freed on g0 when the G exits.
   void* segcache[kSegCache] = {};
   int nsegcache = 0;
   ProcG* schedlink = nullptr;     // Link in a GList (run or free queue).
   void* tsan_fiber = nullptr;     // The G's TSan fiber (nullptr without TSan).
   void* tsan_g0_fiber = nullptr;  // While running: its M thread's fiber.
+  // The G's exception state while it does not run (while it runs, its
+  // thread's holds it).
+  EhGlobals eh;
 };
 
 // The G running on this thread, or nullptr on g0 or an ordinary thread.

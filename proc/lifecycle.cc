@@ -151,6 +151,7 @@ void Runtime::Gstart(P* p, ProcG* g) {
   g->stack_hi = g->stack_lo + kFixedStack;
   g->ctx =
       MakeContext(reinterpret_cast<void*>(g->stack_hi), kFixedStack, &Gentry);
+  g->eh = EhGlobals{};  // A new life catches nothing yet.
   // A TSan fiber for each life, from the M's cache: TSan counts fibers as
   // threads (at most 8128), and queued or dead records may be many more.
   if (sanitizer::kTsan) {
@@ -167,7 +168,7 @@ void Runtime::Execute(P* p, ProcG* g) {
     g->m = m;
     g->p = p;
     m->set_curg(g);
-    SwitchToG(g, p->tsan_fiber);
+    SwitchToG(g, p->tsan_fiber, p->eh_globals);
     m->set_curg(m->g0());
   } while (Serve(p, g));
 }
@@ -186,7 +187,7 @@ bool Runtime::Serve(P* p, ProcG* g) {
       g->req_fn(g->req_arg);
       return true;
     case Req::kMorestack:
-      if (Newstack(g, options_.stack_source) > kFixedStack) {
+      if (Newstack(g, options_.stack_source) > SegmentStack()) {
         p->large_segments.Add(1);
       }
       p->segments.Add(1);

@@ -260,7 +260,9 @@ TEST_F(ProcDeathTest, ThrowOutOfAGDiesNamingTheG) {
 ABSL_ATTRIBUTE_NOINLINE int ThrowDeep(size_t leave) {
   volatile char frame[256];
   frame[0] = 1;
-  if (internal::StackRoom() + kStackGuard > leave) {
+  // StackRoom() keeps back kStackGuard and a signal frame's room; the
+  // bytes really left above the guard page are those and it.
+  if (internal::StackRoom() + kStackGuard + SignalFrameReserve() > leave) {
     return ThrowDeep(leave) + frame[0];
   }
   try {

@@ -183,9 +183,11 @@ TEST_F(ProcTest, DeepRecursionAcrossSegments) {
   EXPECT_EQ(result.load(), int64_t{kDepth} * (kDepth + 1) / 2);
   Stop();
   ProcStats st = ReadProcStats();
-  // At the bottom the G held its first stack and one segment per few frames.
-  EXPECT_GE(pool_log.max_outstanding.load(),
-            1 + int64_t{kDepth} * kRecursePad / kFixedStack);
+  // At the bottom the G held its first stack and one segment per few frames
+  // (a segment holds no more frames than its bytes).
+  EXPECT_GE(
+      pool_log.max_outstanding.load(),
+      1 + int64_t{kDepth} * kRecursePad / static_cast<int64_t>(SegmentStack()));
   EXPECT_EQ(st.segments, static_cast<uint64_t>(pool_log.allocs.load() - 1));
   EXPECT_EQ(st.large_segments, 0u);
   ExpectAllStacksBack();
@@ -379,7 +381,7 @@ TEST_F(ProcTest, GsMigrateWithTheirSegments) {
             static_cast<uint64_t>(pool_log.allocs.load() - kGs));
   EXPECT_GT(st.segments_reused, 0u);
   EXPECT_GE(st.segments,
-            uint64_t{kGs * kRounds} * (kDepth * kRecursePad / kFixedStack));
+            uint64_t{kGs * kRounds} * (kDepth * kRecursePad / SegmentStack()));
   ExpectAllStacksBack();
 }
 

@@ -50,7 +50,10 @@ struct alignas(64) P {
   M* m = nullptr;
   const StackSource* stack_source = nullptr;  // The runtime's.
   void* tsan_fiber = nullptr;  // The thread's own (nullptr without TSan).
-  uint32_t schedtick = 0;      // Gs run: every 61st looks at the global queue.
+  // The thread's C++ exception state (__cxa_get_globals(), the same for the
+  // life of the thread), which the G that runs takes over.
+  void* eh_globals = nullptr;
+  uint32_t schedtick = 0;  // Gs run: every 61st looks at the global queue.
   uint32_t fastrand = 0;
   bool spinning = false;  // Looking for work to steal, counted in nmspinning.
   GList gfree;            // Dead Gs, with their stacks.

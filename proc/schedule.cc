@@ -2,6 +2,7 @@
 // the parking protocol of idle Ms (Go's schedule / findrunnable / wakep).
 // Why no wake-up is lost is argued in docs/proc.md.
 
+#include <cxxabi.h>
 #include <time.h>
 
 #include <algorithm>
@@ -50,6 +51,7 @@ P* CurrentP() {
 void Runtime::Mstart(P* p) {
   p->m = getm();
   p->tsan_fiber = sanitizer::CurrentFiber();
+  p->eh_globals = abi::__cxa_get_globals();
   p->fastrand = 0x9e3779b9u * static_cast<uint32_t>(p->id + 1);
   tls_p = p;
   Schedule(p);

@@ -3,6 +3,10 @@
 
 #include "proc/stack.h"
 
+#include <signal.h>
+#include <sys/auxv.h>
+
+#include <atomic>
 #include <cstdint>
 
 #include "absl/base/attributes.h"
@@ -36,10 +40,24 @@ constexpr bool kHaveCallOnStack = true;
 constexpr bool kHaveCallOnStack = false;
 #endif
 
-// A segment of kFixedStack bytes must hold, besides the frame it is for, its
-// Stktop, the fcontext record below it, the entry function's frame and the
-// guard.
-constexpr size_t kSegmentReserve = sizeof(Stktop) + 128 + kStackGuard;
+// A small handler's frames beside the kernel's signal frame (glibc's setxid
+// handler takes a few dozen bytes; this leaves room for a few calls more).
+constexpr size_t kSignalHandlerFrame = 512;
+// The red zone below the interrupted stack pointer, which the kernel skips.
+constexpr size_t kRedZone = 128;
+
+// Sizes computed once by whoever asks first; every thread computes the same
+// (no static's guard, which a fork could leave taken in the child).
+std::atomic<size_t> signal_frame_reserve{0};
+std::atomic<size_t> segment_stack{0};
+
+// What a segment holds besides the frame it is for: its Stktop, the
+// fcontext record below it and the entry function's frame, then what every
+// stack keeps free below its last check (kStackGuard, and room for a
+// signal frame).
+size_t SegmentReserve() {
+  return sizeof(Stktop) + 128 + kStackGuard + SignalFrameReserve();
+}
 
 // Where a segment starts: run the continuation, then back to the old
 // segment.
@@ -52,18 +70,21 @@ constexpr size_t kSegmentReserve = sizeof(Stktop) + 128 + kStackGuard;
   McallDrop(g, Req::kLessstack);
 }
 
-// The segment size for a frame of `frame` bytes: kFixedStack when it fits
-// with the reserve, else the frame plus the reserve, 16-byte aligned.
-// REQUIRES: frame <= kMaxStackFrame (Morestack checked); checked again, so
-// that no arithmetic here can wrap and serve a short segment.
+// Whether a frame of `frame` bytes fits a segment of SegmentStack() bytes
+// with the reserve.
+bool FitsASegment(size_t frame) {
+  return frame <= SegmentStack() - SegmentReserve();
+}
+
+// The segment size for a frame of `frame` bytes: SegmentStack() when it
+// fits, else what a request for the frame and the reserve gets (the next
+// order up, or whole pages), all of it usable. REQUIRES: frame <=
+// kMaxStackFrame (Morestack checked); checked again, so that no arithmetic
+// here can wrap and serve a short segment.
 size_t SegmentSize(size_t frame) {
-  if (frame <= kFixedStack - kSegmentReserve) return kFixedStack;
-  size_t n;
-  if (frame > kMaxStackFrame ||
-      __builtin_add_overflow(frame, kSegmentReserve + 15, &n)) {
-    Throw("morestack: frame too large");
-  }
-  return n & ~size_t{15};
+  if (FitsASegment(frame)) return SegmentStack();
+  if (frame > kMaxStackFrame) Throw("morestack: frame too large");
+  return StackBytes(frame + SegmentReserve());
 }
 
 // The two messages below are built in FatalBuffer, not on this stack:
@@ -126,7 +147,7 @@ void Oldstack(ProcG* g, const StackSource& source, bool cache) {
   // Frames that never returned leave ASan redzones behind; clear them before
   // the segment is reused or goes back (stackfree poisons free stacks).
   sanitizer::UnpoisonMemory(top.base, top.size);
-  if (cache && top.size == kFixedStack && g->nsegcache < kSegCache) {
+  if (cache && top.size == SegmentStack() && g->nsegcache < kSegCache) {
     g->segcache[g->nsegcache++] = top.base;
   } else {
     source.free(top.base, top.size);
@@ -134,8 +155,9 @@ void Oldstack(ProcG* g, const StackSource& source, bool cache) {
 }
 
 void FreeSegcache(ProcG* g, const StackSource& source) {
-  while (g->nsegcache > 0)
-    source.free(g->segcache[--g->nsegcache], kFixedStack);
+  while (g->nsegcache > 0) {
+    source.free(g->segcache[--g->nsegcache], SegmentStack());
+  }
 }
 
 void CheckSegmentChain(const ProcG* g) {
@@ -168,7 +190,7 @@ size_t StackRoom() {
     if (!FindStack(reinterpret_cast<void*>(sp), &v, &size)) return 0;
     lo = reinterpret_cast<uintptr_t>(v);
   }
-  const uintptr_t limit = lo + kStackGuard;
+  const uintptr_t limit = lo + kStackGuard + SignalFrameReserve();
   return sp > limit ? sp - limit : 0;
 }
 
@@ -188,35 +210,36 @@ void CachedSegmentBody(void* arg) {
     Systemstack(
         [](void* p) {
           auto* h = static_cast<ProcG*>(p);
-          h->p->stack_source->free(h->segcache[--h->nsegcache], kFixedStack);
+          h->p->stack_source->free(h->segcache[--h->nsegcache], SegmentStack());
         },
         g);
   }
   g->top = top->prev;
   g->stack_lo = top->old_lo;
   g->stack_hi = top->old_hi;
-  sanitizer::UnpoisonMemory(top->base, kFixedStack);
+  sanitizer::UnpoisonMemory(top->base, top->size);
   g->segcache[g->nsegcache++] = top->base;
   // nullptr: ASan drops this stack's fake frames; it is done with them.
   sanitizer::StartSwitchFiber(nullptr, reinterpret_cast<void*>(g->stack_lo),
                               g->stack_hi - g->stack_lo);
 }
 
-// Morestack's fast path: a kFixedStack segment the G used before, from its
+// Morestack's fast path: a segment the G used before, from its
 // cache, entered by a plain call on that stack (no context switch: the G
 // stays on its M, its context and its TSan fiber). Stacks are neither
 // allocated nor freed here, so g0 is not needed.
 ABSL_ATTRIBUTE_NOINLINE void MorestackDirect(ProcG* g, void (*fn)(void*),
                                              void* arg) {
   void* v = g->segcache[--g->nsegcache];
+  const size_t n = SegmentStack();
   // Left by returning, not by a context switch: no context to resume.
-  Stktop* top = PushSegment(g, v, kFixedStack, nullptr);
+  Stktop* top = PushSegment(g, v, n, nullptr);
   g->req_fn = fn;
   g->req_arg = arg;
   g->p->segments.Add(1);  // This M's counters: the G runs on its thread.
   g->p->segments_reused.Add(1);
   void* fake = nullptr;
-  sanitizer::StartSwitchFiber(&fake, v, kFixedStack);
+  sanitizer::StartSwitchFiber(&fake, v, n);
   stackalloc_proc_call_on_stack(g, &CachedSegmentBody, top);
   AfterResume(fake);
 }
@@ -227,8 +250,7 @@ void Morestack(size_t n, void (*fn)(void*), void* arg) {
   if (n > kMaxStackFrame) FrameTooLarge(n);
   ProcG* g = CurrentG();
   if (g == nullptr) NotOnAG(n);
-  if (kHaveCallOnStack && n <= kFixedStack - kSegmentReserve &&
-      g->nsegcache > 0) {
+  if (kHaveCallOnStack && FitsASegment(n) && g->nsegcache > 0) {
     return MorestackDirect(g, fn, arg);
   }
   g->req_size = n;
@@ -238,5 +260,29 @@ void Morestack(size_t n, void (*fn)(void*), void* arg) {
 }
 
 }  // namespace internal
+
+size_t SignalFrameReserve() {
+  size_t r = internal::signal_frame_reserve.load(std::memory_order_relaxed);
+  if (r == 0) {
+    size_t frame = getauxval(AT_MINSIGSTKSZ);
+    if (frame == 0) frame = MINSIGSTKSZ;  // A kernel that does not say.
+    r = (internal::kRedZone + frame + internal::kSignalHandlerFrame + 15) &
+        ~size_t{15};
+    internal::signal_frame_reserve.store(r, std::memory_order_relaxed);
+  }
+  return r;
+}
+
+size_t SegmentStack() {
+  size_t n = internal::segment_stack.load(std::memory_order_relaxed);
+  if (n == 0) {
+    // The smallest order that holds its reserve and a kilobyte of frames:
+    // small segments, as the seed's, with room for a signal frame.
+    n = StackBytes(internal::SegmentReserve() + 1024);
+    internal::segment_stack.store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
 }  // namespace proc
 }  // namespace stackalloc

@@ -25,12 +25,12 @@ namespace internal {
 
 // Go's newstack: a segment for a frame of g->req_size bytes from `source`;
 // g resumes on it in the function g->req_fn. Returns the segment's size
-// (kFixedStack, or larger for a frame that needs it). Dies with "morestack:
+// (SegmentStack(), or larger for a frame that needs it). Dies with "morestack:
 // out of stack memory" if the source has none.
 size_t Newstack(ProcG* g, const StackSource& source);
 
 // Go's oldstack: back to the segment below; the current one goes to the G's
-// segment cache if `cache`, it is kFixedStack and there is room, else to
+// segment cache if `cache`, it is SegmentStack() and there is room, else to
 // `source`.
 void Oldstack(ProcG* g, const StackSource& source, bool cache);
 

@@ -1,5 +1,7 @@
 #include "proc/switch.h"
 
+#include <cstring>
+
 #include "base/sanitizers.h"
 #include "base/throw.h"
 #include "proc/g.h"
@@ -28,7 +30,12 @@ fcontext_t MakeContext(void* top, size_t size, void (*entry)(transfer_t)) {
   return boost::context::detail::make_fcontext(top, size, entry);
 }
 
-void SwitchToG(ProcG* g, void* thread_fiber) {
+void SwitchToG(ProcG* g, void* thread_fiber, void* eh) {
+  // The thread's exception state becomes g's while g runs, and comes back
+  // when g leaves (this side of the switch runs on g0, on one thread).
+  EhGlobals g0_eh;
+  memcpy(&g0_eh, eh, sizeof(EhGlobals));
+  memcpy(eh, &g->eh, sizeof(EhGlobals));
   void* fake = nullptr;
   sanitizer::StartSwitchFiber(&fake, reinterpret_cast<void*>(g->stack_lo),
                               g->stack_hi - g->stack_lo);
@@ -37,6 +44,8 @@ void SwitchToG(ProcG* g, void* thread_fiber) {
   transfer_t t = jump_fcontext(g->ctx, g);
   g->ctx = t.fctx;
   sanitizer::FinishSwitchFiber(fake);
+  memcpy(&g->eh, eh, sizeof(EhGlobals));
+  memcpy(eh, &g0_eh, sizeof(EhGlobals));
 }
 
 void Mcall(ProcG* g, Req r) {

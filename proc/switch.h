@@ -30,8 +30,9 @@ using boost::context::detail::transfer_t;
 fcontext_t MakeContext(void* top, size_t size, void (*entry)(transfer_t));
 
 // g0 -> g. Returns when g switches back; g->ctx is then where it resumes.
-// `thread_fiber` is the calling thread's TSan fiber.
-void SwitchToG(ProcG* g, void* thread_fiber);
+// `thread_fiber` is the calling thread's TSan fiber, `eh_globals` its C++
+// exception state (__cxa_get_globals()), which is g's while g runs.
+void SwitchToG(ProcG* g, void* thread_fiber, void* eh_globals);
 
 // G -> g0 with request r (Go's mcall); returns when g0 resumes the G, maybe
 // on another M.

@@ -17,8 +17,9 @@ namespace stackalloc {
 namespace proc {
 
 // Where a runtime's G stacks and stack segments come from. Both functions
-// are called on g0 only, with n == kFixedStack for a G's first stack and
-// for every segment up to that size; larger frames ask for more.
+// are called on g0 only, with n == kFixedStack for a G's first stack,
+// SegmentStack() for every segment whose frame fits one, and more for
+// larger frames.
 struct StackSource {
   void* (*alloc)(size_t n);
   void (*free)(void* v, size_t n);
@@ -33,7 +34,7 @@ inline constexpr int kMaxProcs = 256;
 struct Options {
   int gomaxprocs = 1;  // Number of Ms (Go's GOMAXPROCS), 1..kMaxProcs.
   StackSource stack_source = kDefaultStackSource;
-  // Each G keeps up to 8 kFixedStack segments whose frames returned and
+  // Each G keeps up to 8 SegmentStack() segments whose frames returned and
   // enters them again directly, without g0 or stack_source (as Go's
   // contiguous stacks keep their size). false: every segment is taken from
   // and given back to stack_source on g0 (the seed's behaviour, which
@@ -47,7 +48,7 @@ struct ProcStats {
   uint64_t gs_started = 0;      // Gs that got a stack and began to run.
   uint64_t gs_finished = 0;     // Gs whose function returned.
   uint64_t segments = 0;        // Stack segments taken by WithStack...
-  uint64_t large_segments = 0;  // ...of which larger than kFixedStack...
+  uint64_t large_segments = 0;  // ...of which larger than SegmentStack()...
   // ...and of which the G had used before: entered directly from the
   // segment below, without g0 or the StackSource.
   uint64_t segments_reused = 0;
@@ -70,6 +71,24 @@ inline constexpr size_t kStackGuard = 1024;
 #else
 inline constexpr size_t kStackGuard = 256;
 #endif
+
+// Room a signal takes below the stack pointer it interrupts when its
+// handler was installed without SA_ONSTACK (glibc's, which signals every
+// thread for setuid() and setgid(); a profiler's): the red zone, the
+// kernel's signal frame (getauxval(AT_MINSIGSTKSZ), which grows with the
+// CPU's vector state: about 3.4 KiB with AVX-512, 11 KiB with AMX) and a
+// small handler's frames. WithStack leaves it free below kStackGuard, so a
+// G within its budget survives such a signal. Bytes; the same for the life
+// of the process. Handlers of your own belong on the alternate signal stack
+// every M gives its thread (SA_ONSTACK).
+size_t SignalFrameReserve();
+
+// The bytes of each stack segment WithStack takes for a frame that fits one
+// (the smallest order that holds the reserves above and a kilobyte of
+// frames: 8 KiB in an optimised build, more where the signal frame or
+// kStackGuard is larger); larger frames get larger segments. A G's first
+// stack is kFixedStack.
+size_t SegmentStack();
 
 // The largest frame WithStack serves (Go's maxstacksize on 64-bit systems).
 inline constexpr size_t kMaxStackFrame = size_t{1} << 30;
