@@ -22,7 +22,8 @@
 // does and Boost, built with NDEBUG, hands out the stack without its guard.
 // Every 1,024 sessions (for every allocator alike, outside the timing) the
 // process counts its mappings; a run that stops short of N reports where and
-// why as an error, and the driver says so under the table.
+// why as an error, and the driver says so under the table. Any other stop
+// (and a stackalloc stack left in use) makes the process exit 1.
 
 #include <algorithm>
 #include <chrono>
@@ -52,6 +53,9 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
 int waves = 10;
+// A run that stopped short for another reason than protected stacks'
+// mappings (or left stackalloc stacks in use): the process exits 1.
+bool failed = false;
 size_t stack_size = 128 << 10;
 constexpr int kCheckEvery = 1024;
 
@@ -173,6 +177,10 @@ void Parked(benchmark::State& state, bool guarded_by_mappings) {
   state.counters["wake_p99_ms"] = Percentile(latency_ms, 99);
   state.counters["sessions_reached"] = created;
   if (!stopped.empty()) {
+    const bool mapping_wall =
+        guarded_by_mappings && (stopped.rfind("mmap refused", 0) == 0 ||
+                                stopped.rfind("mprotect refused", 0) == 0);
+    if (!mapping_wall) failed = true;
     char why[256];
     snprintf(why, sizeof why,
              "stopped at %d of %d sessions: %s (RSS %.1f MiB, %d mappings)",
@@ -236,7 +244,8 @@ int Main(int argc, char** argv) {
       ->Unit(benchmark::kMillisecond);
   Reporter reporter("ours");
   reporter.SetColumns("parked", "sessions", "sessions");
-  return RunComparison(argc, argv, reporter);
+  const int rc = RunComparison(argc, argv, reporter);
+  return rc != 0 || failed ? 1 : 0;
 }
 
 }  // namespace

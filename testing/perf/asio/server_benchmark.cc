@@ -23,7 +23,8 @@
 //   --stack_kib=128               every allocator's stacks (Asio's default)
 //
 // The open-file limit is raised to its hard limit, which the servers and wrk
-// inherit: every connection is a descriptor at both ends.
+// inherit: every connection is a descriptor at both ends. Exits 1 if a load
+// could not be measured (see `failures`), after printing the tables.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -74,6 +75,10 @@ Flags flags;
 std::string server_path;
 std::string lua_path;
 ComparisonReporter* reporter = nullptr;
+// Loads that could not be measured (a server that did not start, died or
+// did not stop cleanly; wrk failing): the driver then exits 1. wrk's socket
+// errors and timeouts are results, not failures.
+int failures = 0;
 
 std::vector<std::string> Split(const std::string& s) {
   std::vector<std::string> out;
@@ -263,6 +268,7 @@ void StopServer() {
   const std::string expected =
       "stopped: 0 bytes of stackalloc stacks in use, 0 unguarded";
   if (!clean || last != expected) {
+    ++failures;
     reporter->AddNote(server->stack() + ", round " +
                       std::to_string(server->round()) +
                       ": the server did not stop cleanly: \"" + last + "\"");
@@ -335,6 +341,7 @@ void LoadServer(benchmark::State& state, const std::string& stack, int round,
     server = std::make_unique<Server>(stack, round);
     std::string error;
     if (!server->Start(&error)) {
+      ++failures;
       server.reset();
       reporter->AddNote(where + ": " + error);
       state.SkipWithError(error.c_str());
@@ -351,6 +358,7 @@ void LoadServer(benchmark::State& state, const std::string& stack, int round,
   }
   std::string why;
   if (!server->Running(&why)) {
+    ++failures;
     reporter->AddNote(
         where + ": the server died (" + why + "); stderr: " +
         std::to_string(CountLines(server->err_path(), "bad_alloc")) +
@@ -360,6 +368,7 @@ void LoadServer(benchmark::State& state, const std::string& stack, int round,
     return;
   }
   if (!ok || load.wrk["requests"] <= 0) {
+    ++failures;
     reporter->AddNote(where + ": " + (ok ? "no request answered" : error));
     state.SkipWithError(ok ? "no request answered" : error.c_str());
     if (last) StopServer();
@@ -503,7 +512,7 @@ int Main(int argc, char** argv) {
   }
   const int rc = RunComparison(argc, argv, comparison);
   StopServer();
-  return rc;
+  return rc != 0 || failures > 0 ? 1 : 0;
 }
 
 }  // namespace
