@@ -21,6 +21,7 @@
 
 #include <signal.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -35,6 +36,7 @@
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/signal_set.hpp"
 #include "boost/asio/spawn.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/beast/core/error.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
@@ -78,9 +80,14 @@ void Accept(tcp::acceptor& acceptor, asio::io_context& ioc,
   for (;;) {
     error_code ec;
     tcp::socket socket = acceptor.async_accept(ioc.get_executor(), yield[ec]);
-    if (ec == asio::error::operation_aborted) return;  // Closed: stopping.
-    if (ec) {  // Out of file descriptors, say: the client waits, or gives up.
+    // Closed by the signal handler (while we waited, or just after a
+    // connection came): stopping.
+    if (!acceptor.is_open()) return;
+    if (ec) {  // Out of file descriptors, say: the client waits a moment.
       fprintf(stderr, "http_server: accept: %s\n", ec.message().c_str());
+      asio::steady_timer pause(acceptor.get_executor(),
+                               std::chrono::milliseconds(100));
+      pause.async_wait(yield[ec]);
       continue;
     }
     try {

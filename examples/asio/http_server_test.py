@@ -6,21 +6,26 @@
 For each stack allocator (ours, fixedsize, protected): starts the server on a
 free port with 2 threads, sends requests on 32 keep-alive connections at once
 (every answer must be 200 with the server's text, on the connection that
-asked), closes them, sends SIGTERM, and expects the server to exit 0 and to
-say that no stackalloc stack is left in use and none went without a guard.
+asked), closes them, sends SIGTERM while a storm of connections comes and
+goes (so that the acceptor closes around accepts in flight), and expects the
+server to exit 0 within STOP_TIMEOUT seconds and to say that no stackalloc
+stack is left in use and none went without a guard.
 """
 
 import http.client
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 
 CONNECTIONS = 32
 REQUESTS = 20
 BODY = b"Hello from a coroutine on a stackalloc stack\n"
 # Sanitizer builds are slow; a hang fails the test, not the machine.
 TIMEOUT = 120
+STOP_TIMEOUT = 30
 
 
 def load(port, failures):
@@ -42,6 +47,16 @@ def load(port, failures):
         failures.append("connection failed: %s" % e)
 
 
+def storm(port, stop):
+    """Connections opened and closed until stop is set (or refused)."""
+    while not stop.is_set():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass
+        except OSError:
+            time.sleep(0.001)
+
+
 def run(server, stack):
     proc = subprocess.Popen(
         [server, "--port=0", "--threads=2", "--stack=" + stack,
@@ -60,8 +75,18 @@ def run(server, stack):
             t.start()
         for t in threads:
             t.join()
+        stop = threading.Event()
+        stormer = threading.Thread(target=storm, args=(port, stop))
+        stormer.start()
+        time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=TIMEOUT)
+        time.sleep(0.2)
+        stop.set()
+        stormer.join()
+        try:
+            out, _ = proc.communicate(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return ["%s: still running %ds after SIGTERM" % (stack, STOP_TIMEOUT)]
         if proc.returncode != 0:
             failures.append("exit status %d" % proc.returncode)
         stopped = "stopped: 0 bytes of stackalloc stacks in use, 0 unguarded"
