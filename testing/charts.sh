@@ -25,8 +25,11 @@ workspace="${BUILD_WORKSPACE_DIRECTORY:-$(pwd)}"
 charts="$workspace/docs/charts"
 data="$charts/data"
 reps="${REPS:-3}"
-# Under `bazel run`, the benchmarks and the plotting script are runfiles.
-runfiles="${RUNFILES_DIR:-$0.runfiles}/stackalloc/testing"
+# Under `bazel run`, the benchmarks and the plotting script are runfiles;
+# the drivers find their child binaries through RUNFILES_DIR (their own path
+# here has no runfiles tree of its own).
+export RUNFILES_DIR="${RUNFILES_DIR:-$0.runfiles}"
+runfiles="$RUNFILES_DIR/stackalloc/testing"
 bin() { echo "$runfiles/$1"; }
 
 only=""

@@ -95,7 +95,10 @@ int Main(int argc, char** argv) {
   bool ok = true;
   for (int round = 1; round <= flags.rounds; ++round) {
     for (const std::string& n : Split(sessions)) {
-      for (const std::string& stack : Split(stacks)) {
+      const std::vector<std::string> order = Split(stacks);
+      for (size_t k = 0; k < order.size(); ++k) {
+        // Each round starts with the next allocator, as server_benchmark.
+        const std::string& stack = order[(k + round - 1) % order.size()];
         const std::string title = stack + ", " + n + " sessions, round " +
                                   std::to_string(round) + " of " +
                                   std::to_string(flags.rounds);

@@ -19,7 +19,9 @@
 // protected_fixedsize_stack costs two mappings per stack (the mapping and
 // its mprotect'ed guard), so about 32,700 parked sessions exhaust Linux's
 // vm.max_map_count (65,530): mmap then fails (std::bad_alloc), or mprotect
-// does and Boost, built with NDEBUG, hands out the stack without its guard.
+// does and Boost, built with NDEBUG, hands out the stack without its guard,
+// or, the process being at the limit, malloc fails inside Asio (the kernel
+// refuses brk too).
 // Every 1,024 sessions (for every allocator alike, outside the timing) the
 // process counts its mappings; a run that stops short of N reports where and
 // why as an error, and the driver says so under the table. Any other stop
@@ -70,6 +72,20 @@ double Percentile(const std::vector<double>& sorted, double p) {
   return sorted[std::min(i, sorted.size() - 1)];
 }
 
+// Runs the ready handlers. Past vm.max_map_count the kernel refuses brk as
+// well as mmap, so malloc fails anywhere: Asio's allocation of a wait throws
+// out of poll(). Returns false, saying so in *stopped (unless it says
+// something already), if it did.
+bool Poll(asio::io_context& ioc, std::string* stopped) {
+  try {
+    ioc.poll();
+    return true;
+  } catch (const std::bad_alloc&) {
+    if (stopped->empty()) *stopped = "malloc refused (std::bad_alloc) in Asio";
+    return false;
+  }
+}
+
 template <typename StackAllocator>
 void Parked(benchmark::State& state, bool guarded_by_mappings) {
   const int n = static_cast<int>(state.range(0));
@@ -108,7 +124,7 @@ void Parked(benchmark::State& state, bool guarded_by_mappings) {
       }
       ++created;
       if (created % kCheckEvery == 0) {
-        ioc.poll();  // They park.
+        if (!Poll(ioc, &stopped)) break;  // They park.
         const auto pause = Clock::now();
         const int now = testing_util::MapsLines();
         // Two mappings a stack while mprotect works; none once the new
@@ -121,7 +137,7 @@ void Parked(benchmark::State& state, bool guarded_by_mappings) {
         outside += Clock::now() - pause;
       }
     }
-    ioc.poll();
+    Poll(ioc, &stopped);
     state.SetIterationTime(
         std::chrono::duration<double>(Clock::now() - t0 - outside).count());
     rss_mib = testing_util::RssKiB() / 1024.0;
@@ -139,7 +155,7 @@ void Parked(benchmark::State& state, bool guarded_by_mappings) {
   for (int w = 0; w < waves; ++w) {
     const auto start = Clock::now();
     timers[w].cancel();
-    ioc.poll();
+    Poll(ioc, &stopped);
     int woken = 0;
     for (int i = w; i < n; i += waves) {
       if (woke[i] >= start) {
@@ -154,7 +170,9 @@ void Parked(benchmark::State& state, bool guarded_by_mappings) {
           woken);
     }
   }
-  ioc.run();  // Anything left (a session that never parked).
+  // Anything left. A session whose wait could not be set up (no memory)
+  // stays suspended for good, and goes with the process.
+  Poll(ioc, &stopped);
   std::sort(latency_ms.begin(), latency_ms.end());
   std::sort(wave_ns.begin(), wave_ns.end());
   if (static_cast<int>(latency_ms.size()) != parked && stopped.empty()) {
@@ -179,7 +197,8 @@ void Parked(benchmark::State& state, bool guarded_by_mappings) {
   if (!stopped.empty()) {
     const bool mapping_wall =
         guarded_by_mappings && (stopped.rfind("mmap refused", 0) == 0 ||
-                                stopped.rfind("mprotect refused", 0) == 0);
+                                stopped.rfind("mprotect refused", 0) == 0 ||
+                                stopped.rfind("malloc refused", 0) == 0);
     if (!mapping_wall) failed = true;
     char why[256];
     snprintf(why, sizeof why,

@@ -7,8 +7,9 @@
 //
 //   bazel run -c opt //testing/perf/asio:server_benchmark [-- flags]
 //
-// Each round starts one server per allocator in turn and loads it with wrk
-// at each connection count, lowest first; the server keeps running between
+// Each round starts one server per allocator in turn (each round starting
+// with the next allocator) and loads it with wrk at each connection count,
+// lowest first; the server keeps running between
 // loads (its RSS and mappings are the largest it reached during the load),
 // then gets SIGTERM and must stop cleanly (ours: no stack left in use, none
 // without a guard). Every cell is the median of its rounds, so a change in
@@ -493,7 +494,12 @@ int Main(int argc, char** argv) {
       "protected: mmap + mprotect (a guard) + munmap per stack");
 
   for (int round = 1; round <= flags.rounds; ++round) {
-    for (const std::string& stack : flags.stacks) {
+    // Each round starts with the next allocator: none always loads a
+    // machine fresh, or right after the last round's largest load (whose
+    // sockets linger in TIME_WAIT for a minute).
+    const size_t n = flags.stacks.size();
+    for (size_t k = 0; k < n; ++k) {
+      const std::string& stack = flags.stacks[(k + round - 1) % n];
       for (size_t i = 0; i < flags.connections.size(); ++i) {
         const int c = flags.connections[i];
         const bool last = i + 1 == flags.connections.size();
