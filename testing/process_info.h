@@ -2,7 +2,8 @@
 // the mappings and memory they cause: the calling process's, or another's
 // (a server under load, say).
 //
-// Thread-safe (each call reads the files anew); allocates.
+// Thread-safe (each call reads the files anew); never allocates, so it can
+// measure a process that cannot grow its heap.
 
 #ifndef TESTING_PROCESS_INFO_H_
 #define TESTING_PROCESS_INFO_H_
