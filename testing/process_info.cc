@@ -1,6 +1,8 @@
 #include "testing/process_info.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -70,6 +72,25 @@ int64_t RssKiB(pid_t pid) {
   char proc[32];
   snprintf(proc, sizeof proc, "/proc/%d", static_cast<int>(pid));
   return RssKiBOf(proc);
+}
+
+int OpenFiles(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/fd", static_cast<int>(pid));
+  const int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  // getdents64 into a buffer of our own: opendir would allocate.
+  alignas(8) char buf[8192];
+  int n = 0;
+  for (long got; (got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0;) {
+    for (long at = 0; at < got;) {
+      const auto* entry = reinterpret_cast<const dirent64*>(buf + at);
+      if (entry->d_name[0] != '.') ++n;
+      at += entry->d_reclen;
+    }
+  }
+  close(fd);
+  return n;
 }
 
 size_t VmSize() {

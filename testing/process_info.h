@@ -26,6 +26,10 @@ int64_t RssKiB();
 // The same of process `pid`.
 int64_t RssKiB(pid_t pid);
 
+// Open file descriptors of process `pid` (entries of /proc/<pid>/fd); -1
+// if they cannot be read.
+int OpenFiles(pid_t pid);
+
 // The address space the process has mapped (/proc/self/statm), in bytes.
 size_t VmSize();
 

@@ -182,6 +182,7 @@ class Server {
   pid_t pid() const { return pid_; }
   int port() const { return port_; }
   int maps_at_start() const { return maps_at_start_; }
+  int files_at_start() const { return files_at_start_; }
   const std::string& err_path() const { return err_path_; }
 
   // Starts it and waits for its "listening on" line.
@@ -207,6 +208,7 @@ class Server {
     }
     port_ = atoi(line.c_str() + prefix.size());
     maps_at_start_ = testing_util::MapsLines(pid_);
+    files_at_start_ = testing_util::OpenFiles(pid_);
     return true;
   }
 
@@ -257,6 +259,7 @@ class Server {
   int out_fd_ = -1;
   int port_ = 0;
   int maps_at_start_ = 0;
+  int files_at_start_ = 0;
   std::string err_path_;
 };
 
@@ -282,6 +285,7 @@ struct Load {
   std::map<std::string, double> wrk;  // duration_us, requests, p50_us, ...
   int64_t peak_rss_kib = 0;
   int peak_maps = 0;
+  int peak_files = 0;  // The server's open descriptors: its connections.
 };
 
 bool RunWrk(int connections, Load* load, std::string* error) {
@@ -304,8 +308,10 @@ bool RunWrk(int connections, Load* load, std::string* error) {
   for (;;) {
     const int64_t rss = testing_util::RssKiB(server->pid());
     const int maps = testing_util::MapsLines(server->pid());
+    const int files = testing_util::OpenFiles(server->pid());
     if (rss > load->peak_rss_kib) load->peak_rss_kib = rss;
     if (maps > load->peak_maps) load->peak_maps = maps;
+    if (files > load->peak_files) load->peak_files = files;
     char buf[4096];
     for (ssize_t n; (n = read(out_fd, buf, sizeof buf)) > 0;)
       out.append(buf, n);
@@ -388,6 +394,10 @@ void LoadServer(benchmark::State& state, const std::string& stack, int round,
   state.counters["rss_mib"] = load.peak_rss_kib / 1024.0;
   state.counters["maps"] = load.peak_maps;
   state.counters["maps_added"] = load.peak_maps - server->maps_at_start();
+  // Connections open at once, at most (a sample every 200 ms): under 10,000
+  // connections not all are open at every moment.
+  state.counters["connections_open"] =
+      load.peak_files - server->files_at_start();
   state.counters["errors"] = errors;
   state.counters["no_stack"] = refused;
   if (errors > 0 || refused > 0) {
@@ -478,6 +488,9 @@ int Main(int argc, char** argv) {
   comparison.AddCounterTable(
       "http", "maps_added",
       "server mappings added since it started, the most during the load");
+  comparison.AddCounterTable(
+      "http", "connections_open",
+      "connections the server had open at once, the most sampled");
   comparison.AddCounterTable("http", "errors",
                              "wrk's socket errors and timeouts");
   char note[512];
