@@ -22,6 +22,7 @@
 // does and Boost, built with NDEBUG, hands out the stack without its guard,
 // or, the process being at the limit, malloc fails inside Asio (the kernel
 // refuses brk too).
+//
 // Every 1,024 sessions (for every allocator alike, outside the timing) the
 // process counts its mappings, and keeps 16 in reserve to come back from the
 // wall (see Reserve); a run that stops short of N reports where and
