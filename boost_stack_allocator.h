@@ -84,8 +84,10 @@ class BoostStackAllocator {
 
   // A stack: sp is its highest address (one past its last byte; stacks grow
   // down), size its usable bytes (see size()). Throws std::bad_alloc if the
-  // OS refuses memory (then no statistic changed).
-  boost::context::stack_context allocate() {
+  // OS refuses memory (then no statistic changed). Const, as deallocate():
+  // Asio's spawn forwards the allocator it is given, so a const one (a
+  // by-value capture of a lambda, say) reaches Boost.Context as const.
+  boost::context::stack_context allocate() const {
     void* lo = stackalloc(class_);
     if (ABSL_PREDICT_FALSE(lo == nullptr)) internal::ThrowBadAlloc();
     boost::context::stack_context sctx;
@@ -102,7 +104,7 @@ class BoostStackAllocator {
   // stackfree's "fatal error: stackfree: ..." messages (see stackalloc.h:
   // at the call in debug and checked builds, at the latest when the stack
   // leaves its M's cache in the default build).
-  void deallocate(boost::context::stack_context& sctx) noexcept {
+  void deallocate(boost::context::stack_context& sctx) const noexcept {
     if (ABSL_PREDICT_FALSE(sctx.sp == nullptr)) {
       internal::DieEmptyStackContext();
     }

@@ -69,3 +69,18 @@ def stackalloc_sh_benchmark(name, srcs = None, tags = [], **kwargs):
         tags = tags + ["benchmark"],
         **kwargs
     )
+
+# For code that includes Boost.Asio and runs its coroutines on several
+# threads. -Wno-tsan: Asio runs handlers inside std_fenced_block
+# (atomic_thread_fence), which GCC warns ThreadSanitizer does not model;
+# Asio hands work between threads through its scheduler's mutex, which TSan
+# sees. No __tsan_func_entry/exit: Boost's fcontext switches stacks without
+# telling TSan, so a coroutine that entered functions on one thread and
+# returns from them on another ran TSan's per-thread shadow call stack out of
+# its bounds (a crash in TSan's stack depot); memory accesses and
+# synchronization are still checked, and reports lose the callers of the
+# racing frame (docs/boost.md, "Sanitizers").
+ASIO_COPTS = [
+    "-Wno-tsan",
+    "--param=tsan-instrument-func-entry-exit=0",
+]

@@ -1,10 +1,14 @@
-// What the process looks like from /proc/self, for tests and benchmarks that
-// count the mappings and memory they cause.
+// What a process looks like from /proc, for tests and benchmarks that count
+// the mappings and memory they cause: the calling process's, or another's
+// (a server under load, say).
 //
-// Thread-safe (each call reads the files anew); allocates.
+// Thread-safe (each call reads the files anew); never allocates, so it can
+// measure a process that cannot grow its heap.
 
 #ifndef TESTING_PROCESS_INFO_H_
 #define TESTING_PROCESS_INFO_H_
+
+#include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -14,9 +18,17 @@ namespace testing_util {
 
 // Lines of /proc/self/maps: the process's mappings.
 int MapsLines();
+// The same of process `pid`; -1 if it cannot be read (it ended).
+int MapsLines(pid_t pid);
 
 // VmRSS of /proc/self/status, in KiB; -1 if it cannot be read.
 int64_t RssKiB();
+// The same of process `pid`.
+int64_t RssKiB(pid_t pid);
+
+// Open file descriptors of process `pid` (entries of /proc/<pid>/fd); -1
+// if they cannot be read.
+int OpenFiles(pid_t pid);
 
 // The address space the process has mapped (/proc/self/statm), in bytes.
 size_t VmSize();

@@ -4,15 +4,20 @@
 #
 #   bazel run -c opt //testing/perf:charts               # run, then draw
 #   bazel run -c opt //testing/perf:charts -- --plot-only  # redraw the JSON kept
+#   bazel run -c opt //testing/perf:charts -- --only=server_benchmark,parked_benchmark
+#                                            # run those, then redraw everything
 #
 # Writes docs/charts/data/<benchmark>.json (the runs, kept with the charts
 # so they can be redrawn and checked) and docs/charts/<benchmark>_<group>.svg
-# in the workspace. The benchmarks, one after another (about ten minutes on
+# in the workspace. The benchmarks, one after another (about half an hour on
 # the 2-core machine):
 #   stackalloc_benchmark  the pair groups, ours beside old and bare;
 #   peers_benchmark       pair and window3, ours beside the mallocs;
 #   stack_growth_benchmark  BenchmarkStackGrowth, old and new pools;
-#   fiber_benchmark       fibers on ours and on Boost's allocators.
+#   fiber_benchmark       fibers on ours and on Boost's allocators;
+#   server_benchmark      the Asio HTTP server under wrk, on ours and Boost's
+#                         (testing/perf/asio; about ten minutes);
+#   parked_benchmark      up to 200,000 parked Asio sessions (about five).
 # Environment: REPS (rounds / repetitions, default 3).
 set -euo pipefail
 
@@ -20,25 +25,52 @@ workspace="${BUILD_WORKSPACE_DIRECTORY:-$(pwd)}"
 charts="$workspace/docs/charts"
 data="$charts/data"
 reps="${REPS:-3}"
-# Under `bazel run`, the benchmarks and the plotting script are runfiles.
-runfiles="${RUNFILES_DIR:-$0.runfiles}/stackalloc/testing/perf"
+# Under `bazel run`, the benchmarks and the plotting script are runfiles;
+# the drivers find their child binaries through RUNFILES_DIR (their own path
+# here has no runfiles tree of its own).
+export RUNFILES_DIR="${RUNFILES_DIR:-$0.runfiles}"
+runfiles="$RUNFILES_DIR/stackalloc/testing/perf"
 bin() { echo "$runfiles/$1"; }
 
-if [ "${1:-}" != "--plot-only" ]; then
-  mkdir -p "$data"
+only=""
+case "${1:-}" in
+  --plot-only) only="-" ;;
+  --only=*) only=",${1#--only=}," ;;
+esac
+# wanted NAME: whether to run benchmark NAME.
+wanted() { [ -z "$only" ] || [[ "$only" == *",$1,"* ]]; }
+
+mkdir -p "$data"
+if wanted stackalloc_benchmark; then
   echo "== stackalloc_benchmark (pairs)"
   "$(bin stackalloc_benchmark)" --benchmark_filter='^pair/' \
     --benchmark_repetitions="$reps" --benchmark_min_time=0.2 \
     --benchmark_out="$data/stackalloc_benchmark.json" --benchmark_out_format=json
+fi
+if wanted peers_benchmark; then
   echo "== peers_benchmark"
   "$(bin peers_benchmark)" --benchmark_repetitions="$reps" \
     --benchmark_out="$data/peers_benchmark.json"
+fi
+if wanted stack_growth_benchmark; then
   echo "== stack_growth_benchmark"
   "$(bin stack_growth_benchmark)" --benchmark_repetitions="$reps" \
     --benchmark_out="$data/stack_growth_benchmark.json" --benchmark_out_format=json
+fi
+if wanted fiber_benchmark; then
   echo "== fiber_benchmark"
   "$(bin fiber_benchmark)" --benchmark_repetitions="$reps" \
     --benchmark_out="$data/fiber_benchmark.json"
+fi
+if wanted server_benchmark; then
+  echo "== server_benchmark"
+  "$(bin asio/server_benchmark)" --rounds="$reps" \
+    --benchmark_out="$data/server_benchmark.json" --benchmark_out_format=json
+fi
+if wanted parked_benchmark; then
+  echo "== parked_benchmark"
+  "$(bin asio/parked_benchmark)" --benchmark_repetitions="$reps" \
+    --benchmark_out="$data/parked_benchmark.json"
 fi
 
 echo "== charts"

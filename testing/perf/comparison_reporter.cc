@@ -13,9 +13,19 @@ namespace stackalloc {
 namespace baseline {
 namespace {
 
-double Median(const std::vector<ComparisonReporter::Repetition>& runs) {
+// The median ns/op of the runs (counter ""), or of their counter `counter`;
+// -1 if no run has it.
+double Median(const std::vector<ComparisonReporter::Repetition>& runs,
+              const std::string& counter = "") {
   std::vector<double> v;
-  for (const auto& r : runs) v.push_back(r.ns_per_op);
+  for (const auto& r : runs) {
+    if (counter.empty()) {
+      v.push_back(r.ns_per_op);
+    } else if (auto it = r.counters.find(counter); it != r.counters.end()) {
+      v.push_back(it->second);
+    }
+  }
+  if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
   size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
@@ -100,6 +110,16 @@ void ComparisonReporter::SetColumns(const std::string& group, std::string arg,
   columns_[group] = Columns{std::move(arg), std::move(heading)};
 }
 
+void ComparisonReporter::AddCounterTable(const std::string& group,
+                                         std::string counter,
+                                         std::string title) {
+  std::vector<CounterTable>& tables = counter_tables_[group];
+  for (const CounterTable& t : tables) {
+    if (t.counter == counter) return;
+  }
+  tables.push_back({std::move(counter), std::move(title)});
+}
+
 void ComparisonReporter::AddNote(std::string note) {
   if (std::find(notes_.begin(), notes_.end(), note) == notes_.end()) {
     notes_.push_back(std::move(note));
@@ -134,10 +154,21 @@ void ComparisonReporter::PrintTables(std::ostream& out) const {
     out << ", and ratio to " << reference_ << "\n";
     auto caption = captions_.find(name);
     if (caption != captions_.end()) out << "  " << caption->second << "\n";
-    if (row_per_contender_) {
-      PrintRowPerContender(name, g, out);
-    } else {
-      PrintRowPerThreadCount(name, g, out);
+    std::vector<CounterTable> tables = {{"", ""}};
+    if (auto it = counter_tables_.find(name); it != counter_tables_.end()) {
+      tables.insert(tables.end(), it->second.begin(), it->second.end());
+    }
+    for (const CounterTable& t : tables) {
+      if (!t.counter.empty()) {
+        out << "\n"
+            << name << ": " << t.title << ", and ratio to " << reference_
+            << "\n";
+      }
+      if (row_per_contender_) {
+        PrintRowPerContender(name, g, t.counter, out);
+      } else {
+        PrintRowPerThreadCount(name, g, t.counter, out);
+      }
     }
   }
   if (!notes_.empty()) out << "\n";
@@ -146,6 +177,7 @@ void ComparisonReporter::PrintTables(std::ostream& out) const {
 
 void ComparisonReporter::PrintRowPerThreadCount(const std::string& name,
                                                 const Group& g,
+                                                const std::string& counter,
                                                 std::ostream& out) const {
   char buf[64];
   const std::string& heading = Heading(name);
@@ -168,22 +200,24 @@ void ComparisonReporter::PrintRowPerThreadCount(const std::string& name,
     out << buf;
     for (const auto& c : g.contenders) {
       auto it = cells.find(c);
-      if (it == cells.end()) {
+      const double v = it == cells.end() ? -1 : Median(it->second, counter);
+      if (v < 0) {
         snprintf(buf, sizeof(buf), " %12s", "-");
       } else {
-        snprintf(buf, sizeof(buf), " %12.2f", Median(it->second));
+        snprintf(buf, sizeof(buf), " %12.2f", v);
       }
       out << buf;
     }
     auto ref = cells.find(reference_);
-    double ref_ns = ref == cells.end() ? 0 : Median(ref->second);
+    double ref_ns = ref == cells.end() ? 0 : Median(ref->second, counter);
     for (const auto& c : g.contenders) {
       if (c == reference_) continue;
       auto it = cells.find(c);
-      if (it == cells.end() || ref_ns <= 0) {
+      const double v = it == cells.end() ? -1 : Median(it->second, counter);
+      if (v < 0 || ref_ns <= 0) {
         snprintf(buf, sizeof(buf), " %14s", "-");
       } else {
-        snprintf(buf, sizeof(buf), " %13.2fx", Median(it->second) / ref_ns);
+        snprintf(buf, sizeof(buf), " %13.2fx", v / ref_ns);
       }
       out << buf;
     }
@@ -193,6 +227,7 @@ void ComparisonReporter::PrintRowPerThreadCount(const std::string& name,
 
 void ComparisonReporter::PrintRowPerContender(const std::string& name,
                                               const Group& g,
+                                              const std::string& counter,
                                               std::ostream& out) const {
   const std::string& heading = Heading(name);
   int name_width = static_cast<int>(heading.size());
@@ -210,11 +245,11 @@ void ComparisonReporter::PrintRowPerContender(const std::string& name,
       auto it = cells.find(c);
       auto ref = cells.find(reference_);
       std::string cell = "-";
-      if (it != cells.end()) {
-        double ns = Median(it->second);
+      const double ns = it == cells.end() ? -1 : Median(it->second, counter);
+      if (ns >= 0) {
         snprintf(buf, sizeof(buf), "%.2f", ns);
         cell = buf;
-        double ref_ns = ref == cells.end() ? 0 : Median(ref->second);
+        double ref_ns = ref == cells.end() ? 0 : Median(ref->second, counter);
         if (c != reference_ && ref_ns > 0) {
           snprintf(buf, sizeof(buf), " (%.2fx)", ns / ref_ns);
           cell += buf;
@@ -243,9 +278,11 @@ void ComparisonReporter::PrintRowPerContender(const std::string& name,
 }
 
 // One record a line, fields separated by tabs:
-//   cell <group> <contender> <threads> <ns/op>   (one per repetition)
+//   cell <group> <contender> <threads> <ns/op> [<counter>=<value>...]
+//                                            (one per repetition)
 //   caption <group> <text>
 //   columns <group> <heading>
+//   counter_table <group> <counter> <title>
 //   note <text>
 void ComparisonReporter::WriteCells(std::ostream& out) const {
   char ns[32];
@@ -257,8 +294,12 @@ void ComparisonReporter::WriteCells(std::ostream& out) const {
         if (it == cells.end()) continue;
         for (const Repetition& r : it->second) {
           snprintf(ns, sizeof(ns), "%.17g", r.ns_per_op);
-          out << "cell\t" << name << "\t" << c << "\t" << threads << "\t" << ns
-              << "\n";
+          out << "cell\t" << name << "\t" << c << "\t" << threads << "\t" << ns;
+          for (const auto& [counter, value] : r.counters) {
+            snprintf(ns, sizeof(ns), "%.17g", value);
+            out << "\t" << counter << "=" << ns;
+          }
+          out << "\n";
         }
       }
     }
@@ -270,6 +311,12 @@ void ComparisonReporter::WriteCells(std::ostream& out) const {
     if (columns != columns_.end() && !columns->second.heading.empty()) {
       out << "columns\t" << name << "\t" << columns->second.heading << "\n";
     }
+    if (auto it = counter_tables_.find(name); it != counter_tables_.end()) {
+      for (const CounterTable& t : it->second) {
+        out << "counter_table\t" << name << "\t" << t.counter << "\t" << t.title
+            << "\n";
+      }
+    }
   }
   for (const std::string& note : notes_) out << "note\t" << note << "\n";
 }
@@ -280,17 +327,30 @@ bool ComparisonReporter::ReadCells(std::istream& in) {
     std::vector<std::string> f;
     std::istringstream fields(line);
     for (std::string s; std::getline(fields, s, '\t');) f.push_back(s);
-    if (f.size() == 5 && f[0] == "cell") {
+    if (f.size() >= 5 && f[0] == "cell") {
       char* end_threads;
       char* end_ns;
       long threads = strtol(f[3].c_str(), &end_threads, 10);
       double ns = strtod(f[4].c_str(), &end_ns);
       if (*end_threads != '\0' || *end_ns != '\0') return false;
-      AddCell(f[1], f[2], static_cast<int>(threads), {ns, {}});
+      Repetition repetition{ns, {}};
+      for (size_t i = 5; i < f.size(); ++i) {
+        const size_t eq = f[i].rfind('=');
+        char* end_value;
+        if (eq == std::string::npos || eq == 0) return false;
+        const double value = strtod(f[i].c_str() + eq + 1, &end_value);
+        if (*end_value != '\0' || end_value == f[i].c_str() + eq + 1) {
+          return false;
+        }
+        repetition.counters[f[i].substr(0, eq)] = value;
+      }
+      AddCell(f[1], f[2], static_cast<int>(threads), std::move(repetition));
     } else if (f.size() == 3 && f[0] == "caption") {
       SetCaption(f[1], f[2]);
     } else if (f.size() == 3 && f[0] == "columns") {
       SetColumns(f[1], "", f[2]);
+    } else if (f.size() == 4 && f[0] == "counter_table") {
+      AddCounterTable(f[1], f[2], f[3]);
     } else if (f.size() == 2 && f[0] == "note") {
       AddNote(f[1]);
     } else {

@@ -18,10 +18,12 @@
 // does the writing when given --comparison_cells_out=<path>.
 //
 // A benchmark that prints a table of its own reads the parsed runs back with
-// Repetitions(); one whose threads are not Google Benchmark's (the Ms of a
-// fiber runtime, say) names the argument that counts them with
-// set_threads_arg(). A group whose columns are not threads at all (stack
-// sizes, say) names its argument and column heading with SetColumns().
+// Repetitions(); one whose figures are user counters (requests per second,
+// resident memory) asks for a table of each with AddCounterTable(); one whose
+// threads are not Google Benchmark's (the Ms of a fiber runtime, say) names the
+// argument that counts them with set_threads_arg(). A group whose columns are
+// not threads at all (stack sizes, say) names its argument and column heading
+// with SetColumns().
 //
 // Not thread-safe (Google Benchmark reports from one thread).
 
@@ -55,7 +57,7 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
   // One reported run of a contender at a thread count.
   struct Repetition {
     double ns_per_op;
-    // The run's user counters; empty for cells read with ReadCells().
+    // The run's user counters (carried by WriteCells/ReadCells).
     std::map<std::string, double> counters;
   };
 
@@ -78,6 +80,14 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
   // WriteCells/ReadCells). Takes precedence over set_threads_arg().
   void SetColumns(const std::string& group, std::string arg,
                   std::string heading);
+
+  // After the group's ns/op table, one of its user counter `counter`: each
+  // cell the median of the repetitions that have it ("-" if none does), and
+  // every other contender's ratio to the reference, under "<group>:
+  // <title>, and ratio to <reference>" (carried by WriteCells/ReadCells).
+  // Tables print in the order asked.
+  void AddCounterTable(const std::string& group, std::string counter,
+                       std::string title);
 
   // A line printed after the tables (carried by WriteCells/ReadCells);
   // a repeated note is printed once.
@@ -109,6 +119,10 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
     // threads -> contender -> each repetition.
     std::map<int, std::map<std::string, std::vector<Repetition>>> runs;
   };
+  struct CounterTable {
+    std::string counter;
+    std::string title;
+  };
   struct Columns {
     std::string arg;      // Empty: the thread count (or threads_arg_).
     std::string heading;  // Empty: "threads".
@@ -117,9 +131,12 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
   const std::string& Heading(const std::string& group) const;
   void AddCell(const std::string& group, const std::string& contender,
                int threads, Repetition repetition);
+  // Print the group's ns/op (counter "") or one of its counters.
   void PrintRowPerThreadCount(const std::string& name, const Group& g,
+                              const std::string& counter,
                               std::ostream& out) const;
   void PrintRowPerContender(const std::string& name, const Group& g,
+                            const std::string& counter,
                             std::ostream& out) const;
 
   std::string reference_;
@@ -129,6 +146,7 @@ class ComparisonReporter : public benchmark::ConsoleReporter {
   std::map<std::string, Group> groups_;
   std::map<std::string, std::string> captions_;
   std::map<std::string, Columns> columns_;
+  std::map<std::string, std::vector<CounterTable>> counter_tables_;
   std::vector<std::string> notes_;
 };
 

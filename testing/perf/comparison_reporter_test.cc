@@ -187,9 +187,55 @@ TEST(TakeFlagTest, RemovesEveryOccurrenceAndReturnsTheLast) {
   EXPECT_EQ(argc, 2);
 }
 
+// A counter's table: the median of the repetitions that report it, ratios to
+// ours, "-" where a cell lacks it; counters and tables survive the cells.
+TEST_F(ComparisonReporterTest, PrintsATableOfACounter) {
+  reporter_.SetColumns("http", "connections", "connections");
+  reporter_.AddCounterTable("http", "rss_mib", "server RSS (MiB)");
+  reporter_.set_row_per_contender(true);
+  std::vector<BenchmarkRun> runs;
+  for (double rss : {10.0, 30.0, 20.0}) {
+    BenchmarkRun ours = MakeRun("http/ours", 1, 100, 100);
+    ours.run_name.args = "connections:100";
+    ours.counters["rss_mib"] = benchmark::Counter(rss);
+    runs.push_back(ours);
+  }
+  BenchmarkRun theirs = MakeRun("http/theirs", 1, 300, 100);
+  theirs.run_name.args = "connections:100";
+  theirs.counters["rss_mib"] = benchmark::Counter(50);
+  BenchmarkRun without = MakeRun("http/theirs", 1, 300, 100);
+  without.run_name.args = "connections:1000";
+  runs.push_back(theirs);
+  runs.push_back(without);
+  reporter_.ReportRuns(runs);
+
+  std::stringstream cells;
+  reporter_.WriteCells(cells);
+  ComparisonReporter merged("ours");
+  merged.set_row_per_contender(true);
+  ASSERT_TRUE(merged.ReadCells(cells));
+  ASSERT_EQ(merged.Repetitions("http", "ours", 100).size(), 3u);
+  EXPECT_DOUBLE_EQ(
+      merged.Repetitions("http", "ours", 100)[1].counters.at("rss_mib"), 30);
+  std::ostringstream table;
+  merged.PrintTables(table);
+  EXPECT_EQ(table.str(),
+            "\nhttp: ns/op (wall time / operations of all threads), and "
+            "ratio to ours\n"
+            "connections             100            1000\n"
+            "ours                   1.00               -\n"
+            "theirs         3.00 (3.00x)            3.00\n"
+            "\nhttp: server RSS (MiB), and ratio to ours\n"
+            "connections             100            1000\n"
+            "ours                  20.00               -\n"
+            "theirs        50.00 (2.50x)               -\n");
+}
+
 TEST_F(ComparisonReporterTest, RejectsMalformedCells) {
   std::istringstream bad("cell\tpair\tours\tfour\t1.0\n");
   EXPECT_FALSE(reporter_.ReadCells(bad));
+  std::istringstream bad_counter("cell\tpair\tours\t1\t1.0\trss=\n");
+  EXPECT_FALSE(reporter_.ReadCells(bad_counter));
   std::istringstream unknown("row\tpair\n");
   EXPECT_FALSE(reporter_.ReadCells(unknown));
 }

@@ -17,8 +17,11 @@ of the contender's line in the group's chart:
 
 Writes OUT_DIR/<file stem>_<group>.svg for each group of each file, with the
 file's date and host in the title, and a log scale wherever values span more
-than a factor of 20. Aggregate rows and runs that reported an error are
-skipped. Needs gnuplot (Debian: gnuplot-nox).
+than a factor of 20. A group whose runs carry one of the counters in
+COUNTER_CHARTS (requests per second, resident memory, mappings) also gets
+OUT_DIR/<file stem>_<group>_<counter>.svg, y the counter's median. Aggregate
+rows and runs that reported an error are skipped. Needs gnuplot (Debian:
+gnuplot-nox).
 """
 
 import json
@@ -30,11 +33,19 @@ import subprocess
 import sys
 import tempfile
 
-X_ARGS = ("kib", "procs", "threads")
+X_ARGS = ("kib", "procs", "threads", "connections", "sessions")
 X_LABELS = {
     "kib": "stack size (KiB)",
     "procs": "procs (Ms)",
     "threads": "threads",
+    "connections": "concurrent connections",
+    "sessions": "parked sessions (coroutines)",
+}
+# User counters drawn as charts of their own, and their y axis.
+COUNTER_CHARTS = {
+    "requests_per_second": "requests per second",
+    "rss_mib": "resident memory (MiB)",
+    "maps": "mappings (lines of /proc/PID/maps)",
 }
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 # One color and point shape per line (ours, first, the strongest).
@@ -44,7 +55,10 @@ POINTS = (7, 5, 9, 11, 13, 4, 6, 8, 10, 12)
 
 
 def points(document):
-    """{group: {contender: {x: [ns, ...]}}} and the x argument of each group."""
+    """{group: {contender: {x: [run, ...]}}} and the x argument of each group.
+
+    Each run is a dict: "ns" (per op), and the run's COUNTER_CHARTS counters.
+    """
     groups = {}
     x_arg = {}
     for run in document.get("benchmarks", []):
@@ -69,8 +83,12 @@ def points(document):
         ops = run.get("ops_per_iteration")
         if ops:
             ns /= float(ops)
+        values = {"ns": ns}
+        for counter in COUNTER_CHARTS:
+            if counter in run:
+                values[counter] = float(run[counter])
         groups.setdefault(group, {}).setdefault(contender, {}).setdefault(
-            x, []).append(ns)
+            x, []).append(values)
         x_arg.setdefault(group, arg)
     return groups, x_arg
 
@@ -79,9 +97,9 @@ def gnuplot_quote(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def draw(svg, title, x_label, series, work_dir):
-    """series: [(contender, [(x, ns), ...])] -> an SVG at svg."""
-    values = [ns for _, pts in series for _, ns in pts if ns > 0]
+def draw(svg, title, x_label, y_label, series, work_dir):
+    """series: [(contender, [(x, y), ...])] -> an SVG at svg."""
+    values = [y for _, pts in series for _, y in pts if y > 0]
     xs = sorted({x for _, pts in series for x, _ in pts})
     log_y = values and max(values) / min(values) > 20
     log_x = len(xs) > 2 and min(xs) > 0 and max(xs) / min(xs) >= 8
@@ -91,7 +109,7 @@ def draw(svg, title, x_label, series, work_dir):
         "set output " + gnuplot_quote(svg),
         "set title " + gnuplot_quote(title) + " noenhanced",
         "set xlabel " + gnuplot_quote(x_label),
-        "set ylabel 'ns per op (wall time)'",
+        "set ylabel " + gnuplot_quote(y_label),
         "set key outside right top noenhanced",
         "set grid",
         "set xtics (" + ", ".join('"%d" %d' % (x, x) for x in xs) + ")",
@@ -110,8 +128,8 @@ def draw(svg, title, x_label, series, work_dir):
     for i, (contender, pts) in enumerate(series):
         data = os.path.join(work_dir, "series%d.dat" % i)
         with open(data, "w") as f:
-            for x, ns in pts:
-                f.write("%d %.6g\n" % (x, ns))
+            for x, y in pts:
+                f.write("%d %.6g\n" % (x, y))
         width = 3 if contender == "ours" else 1.5
         color = COLORS[i % len(COLORS)]
         plots.append("%s using 1:2 with linespoints lw %g lc rgb '%s' "
@@ -141,17 +159,29 @@ def main(argv):
         stem = os.path.splitext(os.path.basename(path))[0]
         groups, x_arg = points(document)
         for group, contenders in groups.items():
-            series = []
-            for contender, by_x in contenders.items():
-                pts = [(x, statistics.median(v)) for x, v in sorted(by_x.items())]
-                series.append((contender, pts))
-            # ours first, so it is drawn under the others' legend entries.
-            series.sort(key=lambda s: (s[0] != "ours", s[0]))
-            svg = os.path.join(out_dir, "%s_%s.svg" % (stem, group))
-            title = "%s: %s (%s, %s)" % (stem, group, when, host)
-            with tempfile.TemporaryDirectory() as work_dir:
-                draw(svg, title, X_LABELS[x_arg[group]], series, work_dir)
-            written.append(svg)
+            charts = [("ns", "", "ns per op (wall time)")]
+            charts += [(c, "_" + c, label) for c, label in COUNTER_CHARTS.items()
+                       if any(c in run for by_x in contenders.values()
+                              for runs in by_x.values() for run in runs)]
+            for value, suffix, y_label in charts:
+                series = []
+                for contender, by_x in contenders.items():
+                    pts = []
+                    for x, runs in sorted(by_x.items()):
+                        ys = [run[value] for run in runs if value in run]
+                        if ys:
+                            pts.append((x, statistics.median(ys)))
+                    if pts:
+                        series.append((contender, pts))
+                # ours first, so it is drawn under the others' legend entries.
+                series.sort(key=lambda s: (s[0] != "ours", s[0]))
+                svg = os.path.join(out_dir, "%s_%s%s.svg" % (stem, group, suffix))
+                what = group + (", " + y_label if suffix else "")
+                title = "%s: %s (%s, %s)" % (stem, what, when, host)
+                with tempfile.TemporaryDirectory() as work_dir:
+                    draw(svg, title, X_LABELS[x_arg[group]], y_label, series,
+                         work_dir)
+                written.append(svg)
     for svg in written:
         print(svg)
     return 0 if written else 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # plot_benchmarks.py on a small Google Benchmark JSON file: one chart per
-# group, each contender a line, x from the right argument, y per op.
+# group, each contender a line, x from the right argument, y per op; and one
+# per charted counter of a group that has them.
 set -euo pipefail
 
 plot="$1"
@@ -31,6 +32,20 @@ run() {
   printf '\n  ]\n'
   echo '}'
 } >"$dir/fiber.json"
+sep=''
+{
+  echo '{'
+  echo '  "context": {"date": "2026-12-07T10:00:00+00:00", "num_cpus": 2},'
+  echo '  "benchmarks": ['
+  for c in 100 1000 10000; do
+    run "http/ours/connections:$c/manual_time" iteration 1 50.0 us \
+      ', "requests_per_second": 30000, "rss_mib": '$((c / 100 + 5))', "maps": 60'
+    run "http/protected/connections:$c/manual_time" iteration 1 60.0 us \
+      ', "requests_per_second": 25000, "rss_mib": 9, "maps": '$((2 * c + 50))
+  done
+  printf '\n  ]\n'
+  echo '}'
+} >"$dir/server.json"
 python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$dir/fiber.json"
 
 python3 "$plot" "$dir/out" "$dir/fiber.json" >"$dir/written"
@@ -41,6 +56,18 @@ for group in context work_stealing pair; do
   expect "$dir/written" "fiber_$group.svg"
 done
 [ "$(wc -l <"$dir/written")" = 3 ] || { echo "FAILED: not 3 charts"; exit 1; }
+python3 "$plot" "$dir/out" "$dir/server.json" >"$dir/written"
+for chart in http http_requests_per_second http_rss_mib http_maps; do
+  expect "$dir/written" "server_$chart.svg"
+done
+[ "$(wc -l <"$dir/written")" = 4 ] || { echo "FAILED: not 4 charts"; exit 1; }
+rss="$dir/out/server_http_rss_mib.svg"
+expect "$rss" "server: http, resident memory (MiB) (2026-12-07, 2 CPUs)"
+expect "$rss" "concurrent connections"
+expect "$rss" ">10000<"
+expect "$rss" ">protected<"
+expect "$dir/out/server_http_maps.svg" "mappings (lines of /proc/PID/maps)"
+expect "$dir/out/server_http_requests_per_second.svg" "requests per second"
 svg="$dir/out/fiber_context.svg"
 expect "$svg" "<svg"
 expect "$svg" "fiber: context (2026-11-29, 2 CPUs)"
