@@ -52,14 +52,13 @@ void Probe() {
   void* pages = SysAlloc(2 * kPageSize);
   if (pages != nullptr) {
     (void)munlock(pages, 2 * kPageSize);  // Not locked: nothing to undo.
-    if (madvise(pages, kPageSize, MADV_GUARD_INSTALL) != 0 &&
-        errno == EINVAL) {
+    if (madvise(pages, kPageSize, MADV_GUARD_INSTALL) != 0 && errno == EINVAL) {
       have = 2;
     }
     iovec iov = {static_cast<char*>(pages) + kPageSize, kPageSize};
-    batch = have == 1 && syscall(SYS_process_madvise, PIDFD_SELF_THREAD, &iov,
-                                 1ul, MADV_GUARD_INSTALL, 0u) ==
-                             static_cast<long>(kPageSize);
+    batch = have == 1 &&
+            syscall(SYS_process_madvise, PIDFD_SELF_THREAD, &iov, 1ul,
+                    MADV_GUARD_INSTALL, 0u) == static_cast<long>(kPageSize);
     // Unmapping a whole mapping never needs a mapping more; a probe left
     // behind would cost two pages of address space, no memory.
     (void)SysFree(pages, 2 * kPageSize);
