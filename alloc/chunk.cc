@@ -29,6 +29,7 @@ void ChunkRecord::BeginRewrite() {
   for (auto& slot : slots) slot.store(0);
   order_next = nullptr;
   scavenge_count = 0;
+  pool_slots.store(0);
   pool_link.store(nullptr);
 }
 
@@ -86,6 +87,15 @@ bool ChunkRecord::ReadGuardHolding(uintptr_t a, uintptr_t* lo,
   return true;
 }
 
+namespace {
+
+bool InPool(SlotState s) {
+  return s == SlotState::kPooled || s == SlotState::kReleased ||
+         s == SlotState::kStranded;
+}
+
+}  // namespace
+
 bool ChunkRecord::Transition(int i, SlotState from, SlotState to,
                              SlotState* found) {
   uint8_t old = slots[i].load(std::memory_order_relaxed);
@@ -98,6 +108,9 @@ bool ChunkRecord::Transition(int i, SlotState from, SlotState to,
       old,
       static_cast<uint8_t>((old & ~kSlotStateMask) | static_cast<uint8_t>(to)),
       std::memory_order_acq_rel, std::memory_order_relaxed));
+  if (InPool(from) != InPool(to)) {
+    pool_slots.fetch_add(InPool(to) ? 1 : -1, std::memory_order_relaxed);
+  }
   return true;
 }
 

@@ -81,6 +81,10 @@ struct alignas(64) ChunkRecord {
   ChunkRecord* order_next = nullptr;
   // Scratch of the order's scavenger, which runs one at a time.
   int scavenge_count = 0;
+  // Slots free in the pool (kPooled, kReleased, kStranded), kept by
+  // Transition(): the scavenger takes the pool's batches off it only when
+  // some chunk has every slot there. A hint: a slot may be on its way.
+  std::atomic<int> pool_slots{0};
   // Link on the order pool's list of released chunks (LockFreeStack).
   std::atomic<ChunkRecord*> pool_link{nullptr};
 

@@ -34,7 +34,8 @@ bool StackPool::Put(void* const* stacks, int n, int64_t* meta_sys) {
 
 int StackPool::Get(void** out) {
   Node* node = full_.Pop();
-  if (node == nullptr) node = released_full_.Pop();
+  if (node == nullptr) node = seen_[0].Pop();
+  if (node == nullptr) node = seen_[1].Pop();
   if (node == nullptr) return 0;
   const int n = node->n;
   STACKALLOC_DCHECK(n > 0 && n <= kMaxBatch);
@@ -79,26 +80,8 @@ int StackPool::RescueStranded(void** out, int max, SlotState to) {
   return n;
 }
 
-// --- Scavenge, in phases. Each runs with scavenging_ held and the batches
-// detached, so the stacks in them and every record's scavenge_count are the
-// pass's alone. ---
-
-// Counts, per chunk, the free stacks in the detached batches. Returns how
-// many stacks there are.
-int64_t StackPool::CountByChunk(Node* taken, ScavengeResult* r) {
-  int64_t total = 0;
-  for (Node* n = taken; n != nullptr; n = n->next.load()) {
-    for (int i = 0; i < n->n; ++i) {
-      ChunkRecord* rec = map_->Lookup(reinterpret_cast<uintptr_t>(n->items[i]));
-      STACKALLOC_CHECK(rec != nullptr && rec->order == order_);
-      STACKALLOC_CHECK_LT(rec->scavenge_count, rec->nslots);
-      ++rec->scavenge_count;
-    }
-    total += n->n;
-  }
-  r->stacks_examined = total;
-  return total;
-}
+// --- Scavenge. It runs with scavenging_ held, so every record's
+// scavenge_count is the pass's alone. ---
 
 // Adds the stranded stacks to their chunks' counts.
 void StackPool::CountStranded() {
@@ -110,12 +93,12 @@ void StackPool::CountStranded() {
   }
 }
 
-// Packs stacks into full batches, in nodes from a spare list, and pushes
-// each batch to the pool as it fills. The pass's alone (no other thread sees
-// its nodes until they are pushed).
+// Packs stacks into batches, in nodes from a spare list, and pushes each
+// batch to `to` as it fills (or, with `to` null, keeps them: Take()). The
+// pass's alone: no other thread sees its nodes until they are pushed.
 class StackPool::Batcher {
  public:
-  Batcher(StackPool* pool, Node* spare) : pool_(pool), spare_(spare) {}
+  Batcher(StackPool* pool, NodeStack* to) : pool_(pool), to_(to) {}
 
   // Takes the emptied node n as a spare.
   void AddSpare(Node* n) {
@@ -123,40 +106,59 @@ class StackPool::Batcher {
     spare_ = n;
   }
 
-  void Append(void* stack) {
+  // False if there was no node for the stack (only when it has no spare and
+  // the pool none in its empty list).
+  bool Append(void* stack) {
     if (out_ == nullptr) {
-      // There are never more stacks than the nodes they came in held.
-      STACKALLOC_CHECK(spare_ != nullptr);
-      out_ = spare_;
-      spare_ = spare_->next.load(std::memory_order_relaxed);
+      out_ = spare_ != nullptr ? spare_ : pool_->empty_.Pop();
+      if (out_ == nullptr) return false;
+      if (out_ == spare_) spare_ = spare_->next.load(std::memory_order_relaxed);
       out_->n = 0;
     }
     out_->items[out_->n++] = stack;
     if (out_->n == kMaxBatch) Flush();
+    return true;
   }
 
-  // Pushes the partial batch, if any.
+  // Pushes the partial batch, if any (kept, with `to` null).
   void Flush() {
     if (out_ == nullptr) return;
-    pool_->stacks_.fetch_add(out_->n, std::memory_order_relaxed);
-    pool_->full_.Push(out_);
+    if (to_ != nullptr) {
+      pool_->stacks_.fetch_add(out_->n, std::memory_order_relaxed);
+      to_->Push(out_);
+    } else {
+      out_->next.store(kept_, std::memory_order_relaxed);
+      kept_ = out_;
+    }
     out_ = nullptr;
+  }
+
+  // The batches kept (with `to` null), linked by next; the caller owns them.
+  Node* Take() {
+    Flush();
+    Node* k = kept_;
+    kept_ = nullptr;
+    return k;
   }
 
   // Flushes, then gives every spare node back to the pool's empty list.
   ~Batcher() {
     Flush();
-    while (spare_ != nullptr) {
-      Node* n = spare_;
-      spare_ = n->next.load(std::memory_order_relaxed);
-      pool_->empty_.Push(n);
+    for (Node* list : {spare_, kept_}) {
+      while (list != nullptr) {
+        Node* n = list;
+        list = n->next.load(std::memory_order_relaxed);
+        pool_->empty_.Push(n);
+      }
     }
   }
 
  private:
   StackPool* const pool_;
-  Node* spare_;
+  NodeStack* const to_;
+  Node* spare_ = nullptr;
   Node* out_ = nullptr;
+  Node* kept_ = nullptr;
 };
 
 // Returns a chunk whose every slot is free to the OS and offers it for reuse;
@@ -200,91 +202,95 @@ void StackPool::ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r) {
   ++r->stacks_released;
 }
 
+// A pass never takes the pool's batches all at once: while it ran, refills
+// would find the pool empty and carve new chunks (peak memory rose 1.5-2.5x
+// with a scavenger preempted mid-pass on a loaded machine). It takes one
+// batch at a time, from full_ and from the batches the last pass put back;
+// holds aside the stacks of chunks that may be wholly free (every slot in
+// the pool, by ChunkRecord::pool_slots); puts every other stack back, in
+// the other list, so it never meets a batch twice, after returning its
+// pages if release_stacks. A chunk whose stacks it then holds all (with
+// the stranded ones) goes back to the OS; the held stacks of the rest go
+// back to the pool.
 StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
   ScavengeResult r;
   if (scavenging_.exchange(true, std::memory_order_acquire)) return r;
   r.ran = true;
-  // Take every batch; from here on they are ours alone, and Put()/Get() go
-  // on with an empty pool.
-  Node* taken = full_.PopAll();
-  if (Node* released = released_full_.PopAll()) {
-    Node* last = released;
-    while (Node* next = last->next.load(std::memory_order_relaxed)) {
-      last = next;
-    }
-    last->next.store(taken, std::memory_order_relaxed);
-    taken = released;
+  bool candidates = false;
+  for (ChunkRecord* rec = chunks_.load(std::memory_order_acquire);
+       rec != nullptr && !candidates; rec = rec->order_next) {
+    candidates = rec->pool_slots.load(std::memory_order_relaxed) == rec->nslots;
   }
-  stacks_.fetch_sub(CountByChunk(taken, &r), std::memory_order_relaxed);
-  const bool walk = stranded() > 0;
-  if (walk) CountStranded();
-  // Chunks to release, found before any stack goes back (their stacks must
-  // not), released after (the slow part, with the pool serving again).
-  ChunkRecord* to_release = nullptr;
-  auto mark = [&to_release](ChunkRecord* rec) {
-    if (rec->scavenge_count != rec->nslots) return;
-    rec->scavenge_count = -1;  // Marked: counted once.
-    rec->pool_link.store(to_release, std::memory_order_relaxed);
-    to_release = rec;
-  };
-  for (Node* n = taken; n != nullptr; n = n->next.load()) {
-    for (int i = 0; i < n->n; ++i) {
-      mark(map_->Lookup(reinterpret_cast<uintptr_t>(n->items[i])));
-    }
+  if (!candidates && !release_stacks) {
+    scavenging_.store(false, std::memory_order_release);
+    return r;
   }
-  if (walk) {
-    for (ChunkRecord* rec = chunks_.load(std::memory_order_acquire);
-         rec != nullptr; rec = rec->order_next) {
-      mark(rec);
-      if (rec->scavenge_count > 0) rec->scavenge_count = 0;  // Stays.
-    }
-  }
+  if (candidates && stranded() > 0) CountStranded();
+  NodeStack* const from[2] = {&full_, &seen_[seen_parity_]};
+  seen_parity_ ^= 1;
   {
-    // The stacks that stay go back in full batches, their emptied nodes
-    // reused; the stacks of a chunk the OS refuses to take follow them.
-    Batcher batcher(this, nullptr);
-    int64_t kept = 0;  // Stacks back in the pool.
-    for (Node* n = taken; n != nullptr;) {
+    Batcher kept(this, &seen_[seen_parity_]);
+    Batcher held(this, nullptr);
+    for (NodeStack* list : from) {
+      // Each batch holds a stack at least: the pass ends even while others
+      // keep putting batches in.
+      for (int64_t bound = stacks(); bound > 0; --bound) {
+        Node* n = list->Pop();
+        if (n == nullptr) break;
+        const int count = n->n;
+        void* items[kMaxBatch];
+        memcpy(items, n->items, count * sizeof(void*));
+        stacks_.fetch_sub(count, std::memory_order_relaxed);
+        r.stacks_examined += count;
+        kept.AddSpare(n);
+        for (int i = 0; i < count; ++i) {
+          const auto a = reinterpret_cast<uintptr_t>(items[i]);
+          ChunkRecord* rec = map_->Lookup(a);
+          STACKALLOC_CHECK(rec != nullptr && rec->order == order_);
+          STACKALLOC_CHECK_LT(rec->scavenge_count, rec->nslots);
+          if (candidates &&
+              rec->pool_slots.load(std::memory_order_relaxed) == rec->nslots &&
+              held.Append(items[i])) {
+            ++rec->scavenge_count;
+            continue;
+          }
+          if (release_stacks) ReleaseStack(rec, rec->SlotOfStack(a), &r);
+          STACKALLOC_CHECK(kept.Append(items[i]));  // Its node is a spare.
+        }
+      }
+    }
+    // Held stacks of chunks not wholly held go back; their nodes first
+    // become spares, so there is a node for each.
+    for (Node* n = held.Take(); n != nullptr;) {
       Node* next = n->next.load(std::memory_order_relaxed);
-      void* items[kMaxBatch];
       const int count = n->n;
+      void* items[kMaxBatch];
       memcpy(items, n->items, count * sizeof(void*));
-      batcher.AddSpare(n);
+      kept.AddSpare(n);
       for (int i = 0; i < count; ++i) {
-        ChunkRecord* rec = map_->Lookup(reinterpret_cast<uintptr_t>(items[i]));
-        if (rec->scavenge_count < 0) continue;  // Goes whole.
-        rec->scavenge_count = 0;
-        batcher.Append(items[i]);
-        ++kept;
+        const auto a = reinterpret_cast<uintptr_t>(items[i]);
+        ChunkRecord* rec = map_->Lookup(a);
+        if (rec->scavenge_count == rec->nslots) continue;  // Goes whole.
+        if (release_stacks) ReleaseStack(rec, rec->SlotOfStack(a), &r);
+        STACKALLOC_CHECK(kept.Append(items[i]));
       }
       n = next;
     }
-    batcher.Flush();  // The pool serves again while chunks are released.
-    while (to_release != nullptr) {
-      ChunkRecord* rec = to_release;
-      to_release = rec->pool_link.load(std::memory_order_relaxed);
+    kept.Flush();
+    // Every chunk held whole goes back to the OS; one the OS refuses to
+    // take goes back to the pool. Counts are reset before a release, since
+    // another thread may take the released record at once.
+    for (ChunkRecord* rec = chunks_.load(std::memory_order_acquire);
+         rec != nullptr; rec = rec->order_next) {
+      const bool whole = rec->scavenge_count == rec->nslots;
       rec->scavenge_count = 0;
-      if (ReleaseChunk(rec, &r)) continue;
+      if (!whole || ReleaseChunk(rec, &r)) continue;
       for (int i = 0; i < rec->nslots; ++i) {
         const SlotState s = rec->State(i);
         if (s == SlotState::kPooled || s == SlotState::kReleased) {
-          batcher.Append(reinterpret_cast<void*>(rec->StackAt(i)));
+          STACKALLOC_CHECK(
+              kept.Append(reinterpret_cast<void*>(rec->StackAt(i))));
         }
-      }
-    }
-    // The batches go back to the pool while each one's pages are returned
-    // in turn, so that it is never empty for long; at most the batches the
-    // pass put back, so that it ends.
-    if (release_stacks) {
-      for (int64_t b = (kept + kMaxBatch - 1) / kMaxBatch; b > 0; --b) {
-        Node* n = full_.Pop();
-        if (n == nullptr) break;
-        for (int i = 0; i < n->n; ++i) {
-          const auto a = reinterpret_cast<uintptr_t>(n->items[i]);
-          ChunkRecord* rec = map_->Lookup(a);
-          ReleaseStack(rec, rec->SlotOfStack(a), &r);
-        }
-        released_full_.Push(n);
       }
     }
   }  // The batcher pushes its last batch and gives its spare nodes back.

@@ -15,8 +15,8 @@
 // Scavenge() does: a stack is kPooled or kReleased while it is in a batch,
 // kStranded while the pool holds it without a batch (Strand()).
 //
-// Scavenge() takes every batch at once and, with the ChunkMap, finds the
-// chunks all of whose slots are free: it returns their pages to the OS (they
+// Scavenge() takes the batches one at a time and, with the ChunkMap, holds
+// aside the stacks of chunks all of whose slots are free: it returns their pages to the OS (they
 // stay mapped, guards and all) and keeps their records on a released list
 // that TakeReleasedChunk() serves before anyone maps a new chunk. For the
 // large orders it also returns the pages of each free stack one at a time.
@@ -93,11 +93,8 @@ class StackPool {
   };
   // Returns to the OS the pages of every chunk whose slots are all free in
   // the pool, and, if release_stacks, of every free stack still holding
-  // pages. While it counts the free stacks per chunk (memory only, no
-  // system call), the pool looks empty to Get(), which then returns 0 (a
-  // caller may carve or map a chunk it would not otherwise have); the pages
-  // go back after, with the pool serving again (one batch at a time is off
-  // it while its stacks' pages go back).
+  // pages. The pool serves throughout: the pass takes one batch off it at a
+  // time and holds aside only the stacks of chunks that may go whole.
   ScavengeResult Scavenge(bool release_stacks);
 
   // Free stacks in batches, stranded stacks, and released chunks waiting for
@@ -128,8 +125,7 @@ class StackPool {
   class Batcher;
 
   Node* NewNode(int64_t* meta_sys);
-  // Scavenge's phases, each with the pass's exclusive hold on the batches.
-  int64_t CountByChunk(Node* taken, ScavengeResult* r);
+  // Scavenge's parts.
   void CountStranded();
   bool ReleaseChunk(ChunkRecord* rec, ScavengeResult* r);
   void ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r);
@@ -138,9 +134,11 @@ class StackPool {
   ChunkMap* const map_;
   const NodeSource node_source_;
   NodeStack full_;  // Batches of free stacks.
-  // Batches whose stacks' pages a pass returned one at a time; Get() serves
-  // them after full_, a pass counts them with full_'s.
-  NodeStack released_full_;
+  // Batches a pass put back: it takes from full_ and seen_[seen_parity_],
+  // puts back into the other, so it never meets a batch twice. Get() serves
+  // them after full_.
+  NodeStack seen_[2];
+  int seen_parity_ = 0;                        // The scavenger's alone.
   NodeStack empty_;                            // Spare nodes.
   ChunkStack released_[2];                     // Without guards, with guards.
   std::atomic<ChunkRecord*> chunks_{nullptr};  // Every chunk, via order_next.

@@ -198,7 +198,7 @@ void ForEachIdleM(void (*f)(M* m, void* arg), void* arg);
 
 // Brackets a window in which the calling thread holds process-wide state of
 // the allocator (stacks between a pool and a cache, counters half updated,
-// a scavenger's detached batches), on its M `m`. fork() waits for every
+// a scavenger's held stacks), on its M `m`. fork() waits for every
 // open gate to close, and holds new ones shut until it is done, so a child
 // never inherits a window half open (pthread_atfork handlers, installed with
 // the first M). Only fork makes a gate wait. Entering a gate that is already

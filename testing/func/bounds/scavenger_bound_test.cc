@@ -8,9 +8,10 @@
 // Regression: a pass took every batch of a pool off it for the whole pass,
 // releasing the pages of large free stacks one at a time meanwhile: every
 // refill then carved a new chunk. Peak stacks_sys was reported at 24-30 MB
-// against the 17 MB the bounds gave, 8-9 MB without a scavenger. A pass now
-// holds the batches only while it counts them (no system call), and returns
-// pages one batch at a time with the pool serving.
+// against the 17 MB the bounds gave, 8-9 MB without a scavenger; then, with
+// the batches held only while counted, 115 MB against 73.5 MB in 1 of 5
+// runs with the scavenger preempted mid-count. A pass now takes one batch
+// at a time and holds aside only the stacks of chunks that may go whole.
 
 #include <atomic>
 #include <cstdint>
