@@ -1,9 +1,11 @@
 #include "base/throw.h"
 
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -11,9 +13,22 @@
 namespace stackalloc {
 namespace {
 
+// The system calls themselves, not glibc's write() and writev(): once a
+// process has had a second thread those take the cancellation path, which
+// needs more stack than a G that overflowed, or a report with 256 bytes
+// left, may have.
+ssize_t RawWrite(const void* p, size_t n) {
+  return syscall(SYS_write, STDERR_FILENO, p, n);
+}
+
+ssize_t RawWritev(const iovec* v, int n) {
+  return syscall(SYS_writev, STDERR_FILENO, v, n);
+}
+
 void WriteAll(const char* p, size_t n) {
   while (n > 0) {
-    ssize_t w = write(STDERR_FILENO, p, n);
+    ssize_t w = RawWrite(p, n);
+    if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return;  // Nowhere left to report; the caller dies anyway.
     p += w;
     n -= static_cast<size_t>(w);
@@ -47,7 +62,10 @@ void Throw(const char* msg) {
   iovec v[3] = {{const_cast<char*>(kPrefix), sizeof(kPrefix) - 1},
                 {const_cast<char*>(msg), len},
                 {const_cast<char*>("\n"), 1}};
-  ssize_t w = writev(STDERR_FILENO, v, 3);
+  ssize_t w;
+  do {
+    w = RawWritev(v, 3);
+  } while (w < 0 && errno == EINTR);
   for (iovec& piece : v) {
     if (w < 0) w = 0;
     const size_t done = static_cast<size_t>(w) < piece.iov_len
