@@ -1,48 +1,48 @@
-// stackalloc's stacks for Boost.Context and Boost.Fiber: a model of Boost's
-// StackAllocator concept (boost/context/fixedsize_stack.hpp and the
-// "Stack allocation" chapter of Boost.Context's documentation define it: a
-// copyable class with `stack_context allocate()` and
-// `void deallocate(stack_context&)`), so that moving to our stacks is one line
-// in a Boost user's code:
+// stackalloc's stacks for Boost.Context, Boost.Fiber and Boost.Asio: a model
+// of Boost.Context's StackAllocator concept (a copyable class with
+// `stack_context allocate()` and `void deallocate(stack_context&)`), so that
+// moving to our stacks is one argument:
 //
 //   boost::context::fiber f{std::allocator_arg,
 //                           stackalloc::BoostStackAllocator(64 << 10), fn};
-//   boost::fibers::fiber g{std::allocator_arg,
-//                          stackalloc::BoostStackAllocator(), fn};
+//   boost::asio::spawn(ex, std::allocator_arg,
+//                      stackalloc::BoostStackAllocator(), fn, token);
 //
-// What a user gets over Boost's own allocators: every stack has a guard page
-// below it, with no mapping per stack (protected_fixedsize_stack's mmap +
-// mprotect + munmap per fiber cost thousands of ns, and about 32,700 live
-// stacks exhaust Linux's default vm.max_map_count); an overflow dies with
-// "fatal error: stack overflow: <size>-byte stack [0x..., 0x...) on M <id>
-// (fault at ...)" instead of a bare SIGSEGV; allocation and deallocation take
-// no lock and no system call in the common case, on any thread; and the
-// stacks are counted exactly in stackalloc::ReadMemStats().
+// The contract, said here once:
 //
-// Sizes: a stack of `size` bytes is a stack of stackalloc's order for it:
-// every power of two from 4 KiB to 1 MiB (a size in between gets the next
-// one up), whole pages above 1 MiB (each such stack a mapping of its own:
-// slow, as protected_fixedsize_stack). allocate() reports that usable size in
-// stack_context::size; the guard page is not part of it.
+// Sizes: a stack of `size` bytes is a stack of stackalloc's order for it
+// (a power of two from 4 KiB to 1 MiB; whole pages above, each such stack a
+// mapping of its own), with a guard page below it. allocate() reports the
+// usable bytes in stack_context::size; the guard is not part of them.
 //
-// Thread-safety: copies are independent (one size_t; Boost keeps a copy in
-// every fiber's record), and any thread may allocate, and deallocate a stack
-// that any other thread allocated, from any stack: its own, or a fiber's
-// (Boost deallocates a finished fiber's stack on the stack of the context
-// that runs next, and Boost.Fiber's work_stealing finishes fibers on other
-// threads than the one that created them). The calling thread is bound to an
-// M (stackalloc's per-thread record: its stack caches, its alternate signal
-// stack) on its first call.
+// Failure: allocate() throws std::bad_alloc where stackalloc returns nullptr
+// (the OS refused memory; a size above 2^40 bytes); then no statistic
+// changed.
 //
-// Not from a G of stackalloc's own fiber runtime (//proc): there stackalloc's
-// contract applies, and the call dies with "fatal error: stackalloc not on
-// scheduler stack".
+// Threads and stacks: copies are independent (two words, trivially
+// copyable: Boost keeps one in every fiber). Any thread may allocate, and
+// deallocate what any other allocated, from any stack: its own or a
+// fiber's (Boost frees a finished fiber's stack on the stack of the context
+// that runs next; work_stealing and Asio finish fibers on other threads
+// than their creator's). A thread's first call binds it to an M. Not from a
+// G of stackalloc's own runtime (//proc): there stackalloc's contract
+// applies ("fatal error: stackalloc not on scheduler stack").
 //
-// Overflow reports: the SIGSEGV handler that names the stack runs on the
-// alternate signal stack of the faulting thread's M. A thread that runs
-// fibers but has never allocated or freed one (a Boost.Fiber work_stealing
-// thread that only steals) should call PrepareThread() first; otherwise an
-// overflow on it dies of a plain SIGSEGV, without the report.
+// Overflow: a fiber that runs into its guard dies with "fatal error: stack
+// overflow: <size>-byte stack [0x..., 0x...) on M <id> (fault at ...)", on
+// the alternate signal stack of the thread's M. A thread that runs fibers
+// but never allocated or freed one (a work_stealing thread that only
+// steals, an io_context thread) calls PrepareThread() first, or an overflow
+// there dies of a plain SIGSEGV.
+//
+// Misuse: deallocate() of an empty stack_context dies ("fatal error:
+// BoostStackAllocator: deallocate of an empty stack_context"); any other
+// stack_context that is not ours, or a stack given back twice, dies with
+// stackfree's messages (stackalloc.h).
+//
+// Exceptions: Boost 1.81's switches do not carry the C++ runtime's
+// exception state; do not switch fibers inside a catch block or while an
+// exception unwinds (docs/boost.md, "Exceptions across fibers").
 
 #ifndef BOOST_STACK_ALLOCATOR_H_
 #define BOOST_STACK_ALLOCATOR_H_
@@ -100,10 +100,8 @@ class BoostStackAllocator {
   }
 
   // Gives back a stack that allocate() returned, from any copy of any
-  // BoostStackAllocator. A stack_context that is not one dies with
-  // stackfree's "fatal error: stackfree: ..." messages (see stackalloc.h:
-  // at the call in debug and checked builds, at the latest when the stack
-  // leaves its M's cache in the default build).
+  // BoostStackAllocator (see "Misuse" above: in the default build a bad
+  // stack_context dies at the latest when the stack leaves its M's cache).
   void deallocate(boost::context::stack_context& sctx) const noexcept {
     if (ABSL_PREDICT_FALSE(sctx.sp == nullptr)) {
       internal::DieEmptyStackContext();
@@ -125,8 +123,8 @@ class BoostStackAllocator {
   std::size_t size() const { return class_.size(); }
 
   // Binds the calling thread to an M now, if it has none, so that an
-  // overflow of a fiber that runs on it is reported (see the top of this
-  // file). Any allocate() or deallocate() does the same.
+  // overflow of a fiber that runs on it is reported (see "Overflow" above).
+  // Any allocate() or deallocate() does the same.
   static void PrepareThread();
 
   // The usable bytes of the stack stackalloc(n) returns (StackBytes,
