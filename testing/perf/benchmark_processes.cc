@@ -51,6 +51,15 @@ std::string ReadAll(const std::string& path) {
 
 }  // namespace
 
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
 bool ParseDriverFlags(int argc, char** argv, DriverFlags* flags,
                       std::string* error) {
   constexpr char kRepetitions[] = "--benchmark_repetitions=";

@@ -37,6 +37,10 @@ struct DriverFlags {
   std::vector<std::string> child_args;  // For every child.
 };
 
+// The non-empty items of a comma-separated list ("a,,b" is {"a", "b"}), as
+// drivers' flags and their binaries' lists give them.
+std::vector<std::string> Split(const std::string& s);
+
 // Reads the driver's argv (see the top of this file). Returns false, with
 // *error saying why, for a bad value.
 bool ParseDriverFlags(int argc, char** argv, DriverFlags* flags,

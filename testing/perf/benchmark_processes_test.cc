@@ -26,6 +26,12 @@ std::string Document(const std::string& executable,
   return d + "  ]\n}\n";
 }
 
+TEST(SplitTest, KeepsTheNonEmptyItemsInOrder) {
+  EXPECT_EQ(Split("ours,fixedsize,,protected,"),
+            (std::vector<std::string>{"ours", "fixedsize", "protected"}));
+  EXPECT_TRUE(Split("").empty());
+}
+
 TEST(JsonMergerTest, KeepsTheFirstContextAndEveryRunInOrder) {
   const std::string ours = RunJson("pair/ours", "1.5");
   const std::string old = RunJson("pair/old", "9.0");

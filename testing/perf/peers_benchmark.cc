@@ -45,7 +45,6 @@
 
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -62,13 +61,6 @@ using ::bazel::tools::cpp::runfiles::Runfiles;
 // The per-malloc binaries, separated by commas, from BUILD; in the order
 // their contenders appear, the first with the reference ("ours").
 constexpr char kBinaries[] = PEERS_BINARIES;
-
-std::vector<std::string> Split(const std::string& s) {
-  std::vector<std::string> words;
-  std::istringstream in(s);
-  for (std::string w; std::getline(in, w, ',');) words.push_back(w);
-  return words;
-}
 
 int Main(int argc, char** argv) {
   std::string error;
@@ -88,7 +80,7 @@ int Main(int argc, char** argv) {
   baseline::JsonMerger json;
   bool ok = true;
   for (int round = 1; round <= flags.rounds; ++round) {
-    for (const std::string& name : Split(kBinaries)) {
+    for (const std::string& name : baseline::Split(kBinaries)) {
       std::string path = runfiles->Rlocation("stackalloc/testing/perf/" + name);
       std::string title = name + ", round " + std::to_string(round) + " of " +
                           std::to_string(flags.rounds);

@@ -22,7 +22,6 @@
 
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -35,15 +34,6 @@ namespace baseline {
 namespace {
 
 using ::bazel::tools::cpp::runfiles::Runfiles;
-
-std::vector<std::string> Split(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string item; std::getline(in, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
 
 int Main(int argc, char** argv) {
   std::string error;

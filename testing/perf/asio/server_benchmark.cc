@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "testing/perf/benchmark_processes.h"
 #include "testing/perf/comparison_reporter.h"
 #include "testing/process_info.h"
 #include "tools/cpp/runfiles/runfiles.h"
@@ -80,15 +81,6 @@ ComparisonReporter* reporter = nullptr;
 // did not stop cleanly; wrk failing): the driver then exits 1. wrk's socket
 // errors and timeouts are results, not failures.
 int failures = 0;
-
-std::vector<std::string> Split(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string item; std::getline(in, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
 
 // Runs argv with stdout (and stderr, if err_path is not empty: to that
 // file) redirected; returns its pid and the read end of its stdout, or -1.
