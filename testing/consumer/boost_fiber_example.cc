@@ -10,7 +10,7 @@
 #include "stats/mstats.h"           // stackalloc::ReadMemStats
 
 int main() {
-  // 64 KiB stacks, each with a guard page below it; copies are one word.
+  // 64 KiB stacks, each with a guard page below it; copies are two words.
   stackalloc::BoostStackAllocator salloc(64 << 10);
 
   // Boost.Context: a fiber that yields once, then ends.
