@@ -174,6 +174,26 @@ TEST(SignalChainDeathTest, AnIgnoredFaultStillKills) {
       testing::KilledBySignal(SIGSEGV), "");
 }
 
+// The kernel reads SIG_DFL and SIG_IGN whatever the flags say: an action
+// installed with SA_SIGINFO and SIG_IGN (or SIG_DFL) in the union is still
+// ignored (or the default). Regression: the chain called it as a
+// three-argument handler at address 1, and the ignored signal killed.
+TEST(SignalChainDeathTest, IgnoredWithSigInfoFlagStaysIgnored) {
+  EXPECT_EXIT(
+      {
+        struct sigaction sa {};
+        sa.sa_handler = SIG_IGN;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGSEGV, &sa, nullptr) != 0) _exit(92);
+        OurStack();
+        raise(SIGSEGV);
+        raise(SIGSEGV);
+        _exit(0);
+      },
+      testing::ExitedWithCode(0), "");
+}
+
 // --- Handlers installed after ours, and frameworks that restore theirs. ---
 
 struct sigaction saved_before_us;
