@@ -123,7 +123,9 @@ bool SetStackHugePages(bool on);
 // a framework that restores an action it saved before ours (Boost.Test does
 // after every test case). Does nothing if the report is in front already;
 // the allocator installs it itself with its first guarded stack. See
-// README, "Signals". Thread-safe, not async-signal-safe.
+// README, "Signals". A thread without an M borrows one for the call and
+// leaves without (as ScavengeStacks()). Thread-safe, fork-safe, not
+// async-signal-safe.
 void InstallStackOverflowHandler();
 
 // The budget of mappings the guard pages may add where the kernel lacks

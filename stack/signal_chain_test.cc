@@ -16,10 +16,12 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "stackalloc.h"
@@ -259,6 +261,26 @@ TEST(SignalChainDeathTest, AChainThatComesBackToUsEnds) {
         _exit(1);
       },
       testing::KilledBySignal(SIGSEGV), "");
+}
+
+// A fork while another thread puts the report back in front: the child
+// can put it back too. Regression: the installers' spin flag was held by
+// the other thread at the fork, and the child's call spun for ever.
+TEST(SignalChainTest, AForkChildCanReinstallTheReport) {
+  OurStack();
+  std::atomic<bool> stop{false};
+  std::thread installer([&stop] {
+    while (!stop.load()) InstallStackOverflowHandler();
+  });
+  int hung = 0;
+  for (int i = 0; i < 100 && hung == 0; ++i) {
+    const int status = testing_util::RunInChild(
+        [] { InstallStackOverflowHandler(); }, nullptr, /*timeout_ms=*/2000);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++hung;
+  }
+  stop.store(true);
+  installer.join();
+  EXPECT_EQ(hung, 0);
 }
 
 }  // namespace
