@@ -7,8 +7,8 @@
 // M's own bounded cache of that order, so the common case takes no lock and
 // touches only the M's own cache lines. Caches exchange whole batches with a
 // lock-free global pool per order, and carve new stacks from chunks with
-// the M's own FixAllocs. A size between orders is served by the next order
-// up; a stack above the largest order gets a mapping of its own.
+// the M's own carver of each order. A size between orders is served by the
+// next order up; a stack above the largest order gets a mapping of its own.
 //
 // Every stack has a guard page immediately below its lowest address (stacks
 // grow down), installed once per slot; touching it dies with "fatal error:
@@ -123,7 +123,9 @@ bool SetStackHugePages(bool on);
 // a framework that restores an action it saved before ours (Boost.Test does
 // after every test case). Does nothing if the report is in front already;
 // the allocator installs it itself with its first guarded stack. See
-// README, "Signals". Thread-safe, not async-signal-safe.
+// README, "Signals". A thread without an M borrows one for the call and
+// leaves without (as ScavengeStacks()). Thread-safe, fork-safe, not
+// async-signal-safe.
 void InstallStackOverflowHandler();
 
 // The budget of mappings the guard pages may add where the kernel lacks

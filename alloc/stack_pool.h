@@ -16,10 +16,11 @@
 // kStranded while the pool holds it without a batch (Strand()).
 //
 // Scavenge() takes the batches one at a time and, with the ChunkMap, holds
-// aside the stacks of chunks all of whose slots are free: it returns their pages to the OS (they
-// stay mapped, guards and all) and keeps their records on a released list
-// that TakeReleasedChunk() serves before anyone maps a new chunk. For the
-// large orders it also returns the pages of each free stack one at a time.
+// aside the stacks of chunks all of whose slots are free: it returns their
+// pages to the OS (they stay mapped, guards and all) and keeps their records on
+// a released list that TakeReleasedChunk() serves before anyone maps a new
+// chunk. For the large orders it also returns the pages of each free stack one
+// at a time.
 //
 // Thread-safe and lock-free on every path but Scavenge(), which runs one at a
 // time (a concurrent call returns at once) and never blocks the others.

@@ -185,10 +185,12 @@ void Chain(int sig, siginfo_t* info, void* context) {
   const struct sigaction& prev =
       p.action[p.current.load(std::memory_order_acquire)];
   const bool siginfo = (prev.sa_flags & SA_SIGINFO) != 0;
+  // SIG_DFL and SIG_IGN mean what they mean whatever the flags say (the
+  // kernel reads sa_handler before SA_SIGINFO): never call them.
   const bool dfl = p.reset.load(std::memory_order_relaxed) || IsOurs(prev) ||
                    CalledByThePreviousAction(context) ||
-                   (!siginfo && prev.sa_handler == SIG_DFL);
-  if (!dfl && !siginfo && prev.sa_handler == SIG_IGN) {
+                   prev.sa_handler == SIG_DFL;
+  if (!dfl && prev.sa_handler == SIG_IGN) {
     // Ignored before us: a sent signal stays ignored; a fault cannot be
     // (the kernel forces the default action: it would recur for ever).
     if (info->si_code <= 0) return;

@@ -16,10 +16,12 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "stackalloc.h"
@@ -174,6 +176,26 @@ TEST(SignalChainDeathTest, AnIgnoredFaultStillKills) {
       testing::KilledBySignal(SIGSEGV), "");
 }
 
+// The kernel reads SIG_DFL and SIG_IGN whatever the flags say: an action
+// installed with SA_SIGINFO and SIG_IGN (or SIG_DFL) in the union is still
+// ignored (or the default). Regression: the chain called it as a
+// three-argument handler at address 1, and the ignored signal killed.
+TEST(SignalChainDeathTest, IgnoredWithSigInfoFlagStaysIgnored) {
+  EXPECT_EXIT(
+      {
+        struct sigaction sa {};
+        sa.sa_handler = SIG_IGN;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGSEGV, &sa, nullptr) != 0) _exit(92);
+        OurStack();
+        raise(SIGSEGV);
+        raise(SIGSEGV);
+        _exit(0);
+      },
+      testing::ExitedWithCode(0), "");
+}
+
 // --- Handlers installed after ours, and frameworks that restore theirs. ---
 
 struct sigaction saved_before_us;
@@ -239,6 +261,26 @@ TEST(SignalChainDeathTest, AChainThatComesBackToUsEnds) {
         _exit(1);
       },
       testing::KilledBySignal(SIGSEGV), "");
+}
+
+// A fork while another thread puts the report back in front: the child
+// can put it back too. Regression: the installers' spin flag was held by
+// the other thread at the fork, and the child's call spun for ever.
+TEST(SignalChainTest, AForkChildCanReinstallTheReport) {
+  OurStack();
+  std::atomic<bool> stop{false};
+  std::thread installer([&stop] {
+    while (!stop.load()) InstallStackOverflowHandler();
+  });
+  int hung = 0;
+  for (int i = 0; i < 100 && hung == 0; ++i) {
+    const int status = testing_util::RunInChild(
+        [] { InstallStackOverflowHandler(); }, nullptr, /*timeout_ms=*/2000);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++hung;
+  }
+  stop.store(true);
+  installer.join();
+  EXPECT_EQ(hung, 0);
 }
 
 }  // namespace

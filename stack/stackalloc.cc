@@ -119,6 +119,24 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool TryPush(StackCache* c, void* v) {
   return true;
 }
 
+// Runs f(m) inside a SlowPathGate of the calling thread's M m, for a
+// control that touches process-wide state: fork() waits for it. A thread
+// without an M borrows one for the call and leaves without. False, without
+// calling f, if no M could be had (out of memory).
+template <typename F>
+bool InAGate(F f) {
+  M* m = internal::tls_m;
+  const bool borrowed = m == internal::UnboundM();
+  if (borrowed) m = internal::TryBindM();
+  if (m == nullptr) return false;
+  {
+    SlowPathGate gate(m);
+    f(m);
+  }
+  if (borrowed) dropm();  // The thread leaves as it came.
+  return true;
+}
+
 }  // namespace
 
 void* stackalloc(size_t n) {
@@ -163,16 +181,8 @@ bool SetStackCacheLimit(int limit, size_t stack_size) {
 }
 
 size_t ScavengeStacks() {
-  M* m = internal::tls_m;
-  const bool borrowed = m == internal::UnboundM();
-  if (borrowed) m = internal::TryBindM();
-  if (m == nullptr) return 0;  // Out of memory for an M: nothing released.
-  size_t released;
-  {
-    SlowPathGate gate(m);
-    released = internal::Scavenge(m);
-  }
-  if (borrowed) dropm();  // The thread leaves as it came.
+  size_t released = 0;  // Out of memory for an M: nothing released.
+  InAGate([&released](M* m) { released = internal::Scavenge(m); });
   return released;
 }
 
@@ -189,7 +199,13 @@ bool SetStackHugePages(bool on) {
 }
 
 void InstallStackOverflowHandler() {
-  internal::ReinstallOverflowHandler(&internal::TheChunkMap());
+  // Inside a gate, so that a fork never leaves the child an installer's
+  // claim taken by a thread it does not have (its next install would wait
+  // for ever). Without an M to be had, installed all the same.
+  auto install = [](M*) {
+    internal::ReinstallOverflowHandler(&internal::TheChunkMap());
+  };
+  if (!InAGate(install)) install(nullptr);
 }
 
 void SetGuardMappingBudget(size_t mappings) { SetGuardBudget(mappings); }
