@@ -4,7 +4,6 @@
 #include "proc/stack.h"
 
 #include <signal.h>
-#include <sys/auxv.h>
 
 #include <atomic>
 #include <cstdint>
@@ -40,15 +39,8 @@ constexpr bool kHaveCallOnStack = true;
 constexpr bool kHaveCallOnStack = false;
 #endif
 
-// A small handler's frames beside the kernel's signal frame (glibc's setxid
-// handler takes a few dozen bytes; this leaves room for a few calls more).
-constexpr size_t kSignalHandlerFrame = 512;
-// The red zone below the interrupted stack pointer, which the kernel skips.
-constexpr size_t kRedZone = 128;
-
-// Sizes computed once by whoever asks first; every thread computes the same
-// (no static's guard, which a fork could leave taken in the child).
-std::atomic<size_t> signal_frame_reserve{0};
+// Computed once by whoever asks first; every thread computes the same (no
+// static's guard, which a fork could leave taken in the child).
 std::atomic<size_t> segment_stack{0};
 
 // What a segment holds besides the frame it is for: its Stktop, the
@@ -261,17 +253,7 @@ void Morestack(size_t n, void (*fn)(void*), void* arg) {
 
 }  // namespace internal
 
-size_t SignalFrameReserve() {
-  size_t r = internal::signal_frame_reserve.load(std::memory_order_relaxed);
-  if (r == 0) {
-    size_t frame = getauxval(AT_MINSIGSTKSZ);
-    if (frame == 0) frame = MINSIGSTKSZ;  // A kernel that does not say.
-    r = (internal::kRedZone + frame + internal::kSignalHandlerFrame + 15) &
-        ~size_t{15};
-    internal::signal_frame_reserve.store(r, std::memory_order_relaxed);
-  }
-  return r;
-}
+size_t SignalFrameReserve() { return stackalloc::SignalFrameReserve(); }
 
 size_t SegmentStack() {
   size_t n = internal::segment_stack.load(std::memory_order_relaxed);

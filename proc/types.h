@@ -77,10 +77,10 @@ inline constexpr size_t kStackGuard = 256;
 // thread for setuid() and setgid(); a profiler's): the red zone, the
 // kernel's signal frame (getauxval(AT_MINSIGSTKSZ), which grows with the
 // CPU's vector state: about 3.4 KiB with AVX-512, 11 KiB with AMX) and a
-// small handler's frames. WithStack leaves it free below kStackGuard, so a
-// G within its budget survives such a signal. Bytes; the same for the life
-// of the process. Handlers of your own belong on the alternate signal stack
-// every M gives its thread (SA_ONSTACK).
+// small handler's frames (sched/m.h computes it). WithStack leaves it free
+// below kStackGuard, so a G within its budget survives such a signal. Bytes;
+// the same for the life of the process. Handlers of your own belong on the
+// alternate signal stack every M gives its thread (SA_ONSTACK).
 size_t SignalFrameReserve();
 
 // The bytes of each stack segment WithStack takes for a frame that fits one

@@ -374,13 +374,34 @@ void dropm() {
   MakeIdle(m);
 }
 
-size_t SignalStackBytes() {
-  // Computed by whoever asks first; every thread computes the same (no
-  // static's guard, which a fork could leave taken in the child).
+// These sizes are computed by whoever asks first; every thread computes the
+// same (no static's guard, which a fork could leave taken in the child).
+
+size_t SignalFrameBytes() {
   static std::atomic<size_t> bytes{0};
   size_t b = bytes.load(std::memory_order_relaxed);
   if (b == 0) {
-    const size_t want = 8 * getauxval(AT_MINSIGSTKSZ);  // 0 if unknown.
+    b = getauxval(AT_MINSIGSTKSZ);  // 0 if unknown.
+    if (b == 0) b = MINSIGSTKSZ;
+    bytes.store(b, std::memory_order_relaxed);
+  }
+  return b;
+}
+
+size_t SignalFrameReserve() {
+  // The x86-64 ABI's red zone (aarch64 has none; the 128 bytes cost little),
+  // and a small handler's frames: glibc's setxid handler takes a few dozen
+  // bytes, this leaves room for a few calls more.
+  constexpr size_t kRedZone = 128;
+  constexpr size_t kHandlerFrames = 512;
+  return (kRedZone + SignalFrameBytes() + kHandlerFrames + 15) & ~size_t{15};
+}
+
+size_t SignalStackBytes() {
+  static std::atomic<size_t> bytes{0};
+  size_t b = bytes.load(std::memory_order_relaxed);
+  if (b == 0) {
+    const size_t want = 8 * SignalFrameBytes();
     b = want > kMinSignalStack ? PageRoundUp(want) : kMinSignalStack;
     bytes.store(b, std::memory_order_relaxed);
   }

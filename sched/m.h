@@ -46,10 +46,23 @@ struct G {
   }
 };
 
+// The kernel's signal frame on this CPU, in bytes: getauxval(AT_MINSIGSTKSZ),
+// which grows with vector state (about 3.4 KiB with AVX-512, 11 KiB with
+// AMX), or MINSIGSTKSZ where the kernel does not say. Computed once; call it
+// outside a signal handler first (getauxval is not async-signal-safe).
+size_t SignalFrameBytes();
+
+// Room a signal takes below the stack pointer it interrupts when its handler
+// runs on that stack (installed without SA_ONSTACK: glibc's for setuid(), a
+// profiler's): the red zone the kernel skips, its frame, and a small
+// handler's frames. Bytes. proc::WithStack leaves it free; the overflow
+// report takes a fault this close below a stack's stack pointer for a
+// signal frame that did not fit.
+size_t SignalFrameReserve();
+
 // Bytes of each M's alternate signal stack: at least kMinSignalStack, and
-// eight times the signal frame the CPU needs (getauxval(AT_MINSIGSTKSZ),
-// which grows with vector state: AVX-512, AMX), so a handler has room beside
-// its frame. The same for every M; computed once.
+// eight times the signal frame (SignalFrameBytes()), so a handler has room
+// beside its frame. The same for every M; computed once.
 inline constexpr size_t kMinSignalStack = 64 << 10;
 size_t SignalStackBytes();
 

@@ -1,7 +1,6 @@
 #include "stack/overflow.h"
 
 #include <signal.h>
-#include <sys/auxv.h>
 #include <ucontext.h>
 
 #include <atomic>
@@ -34,9 +33,8 @@ std::atomic<bool> installed{false};
 std::atomic<bool> installing{false};
 // Where OnFault looks a fault address up; set before the handler goes in.
 std::atomic<const ChunkMap*> fault_map{nullptr};
-// A signal frame's bytes below the interrupted stack pointer: the CPU's
-// (AT_MINSIGSTKSZ), the red zone, and room for the handler's first frames.
-// Read at install: getauxval is not on the list of async-signal-safe calls.
+// SignalFrameReserve() (sched/m.h), read at install: getauxval is not on
+// the list of async-signal-safe calls.
 std::atomic<size_t> signal_frame_bytes{0};
 
 // The ucontext this thread last handed to a previous action, and the frame
@@ -262,9 +260,7 @@ void ReinstallOverflowHandler(const ChunkMap* map) {
   while (installing.exchange(true, std::memory_order_acquire)) {
   }
   fault_map.store(map, std::memory_order_relaxed);
-  const size_t frame = getauxval(AT_MINSIGSTKSZ);  // 0 if unknown.
-  signal_frame_bytes.store((frame != 0 ? frame : 2048) + 128 + 1024,
-                           std::memory_order_relaxed);
+  signal_frame_bytes.store(SignalFrameReserve(), std::memory_order_relaxed);
   Install(SIGSEGV, &previous_segv);
   Install(SIGBUS, &previous_bus);
   installed.store(true, std::memory_order_release);
