@@ -93,10 +93,12 @@ bool SetStackCacheLimit(int limit, size_t stack_size = kFixedStack);
 // into the pools first, every stack checked on the way (a stack freed twice
 // dies); those of other threads' Ms are not touched. A thread without an M
 // borrows one for the call and leaves without. Freed stacks above 1 MiB
-// whose unmapping the OS refused are unmapped now if it lets us. Returns the
-// bytes released; stacks_sys falls and stacks_released rises by exactly
-// that much (pages the OS keeps, locked ones, are not counted). Thread-safe;
-// an order another thread is scavenging is skipped.
+// whose unmapping the OS refused are unmapped now if it lets us (their bytes
+// leave unmapping_sys or unmapping_released, and stacks_sys or
+// stacks_released with them, and are not in the result). Returns the bytes
+// released; for those, stacks_sys falls and stacks_released rises by
+// exactly that much (pages the OS keeps, locked ones, are not counted).
+// Thread-safe; an order another thread is scavenging is skipped.
 size_t ScavengeStacks();
 
 // The scavenging policy: when a cache hands a batch to a global pool and the

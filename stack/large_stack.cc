@@ -43,9 +43,11 @@ bool Unmap(M* m, ChunkRecord* rec) {
 
 }  // namespace
 
-void RetryLargeUnmaps(M* m) {
+void RetryLargeUnmaps(M* m, int max) {
   ChunkRecord* kept = nullptr;
-  while (ChunkRecord* rec = unmapping.Pop()) {
+  for (; max > 0; --max) {
+    ChunkRecord* rec = unmapping.Pop();
+    if (rec == nullptr) break;
     const auto size = static_cast<int64_t>(rec->stack_size);
     const bool returned = (rec->Flags(0) & kSlotPagesReturned) != 0;
     if (Unmap(m, rec)) {
@@ -66,7 +68,7 @@ void RetryLargeUnmaps(M* m) {
 
 void* LargeStackalloc(M* m, size_t n) {
   if (n > kMaxStackRequest) return nullptr;
-  RetryLargeUnmaps(m);
+  RetryLargeUnmaps(m, kLargeUnmapRetries);
   const size_t size = PageRoundUp(n);
   const size_t guard = GuardsEnabled() ? kPageSize : 0;
   ChunkRecord* rec = NewRecord(m);
@@ -129,7 +131,7 @@ void LargeStackfree(M* m, void* v, size_t n) {
   }
   const auto size = static_cast<int64_t>(rec->stack_size);
   m->stats.large_inuse.Add(-size);
-  if (Unmap(m, rec)) return RetryLargeUnmaps(m);
+  if (Unmap(m, rec)) return RetryLargeUnmaps(m, kLargeUnmapRetries);
   // The OS kept the mapping: return its pages if it lets us, and keep it
   // accounted for until a retry unmaps it.
   if (SysUnused(reinterpret_cast<void*>(rec->StackAt(0)), rec->stack_size)) {

@@ -26,9 +26,14 @@ void* LargeStackalloc(M* m, size_t n);
 // unmapping_released) until a later retry unmaps it.
 void LargeStackfree(M* m, void* v, size_t n);
 
-// Retries the unmapping of freed large stacks the OS kept; books what it
-// unmaps on m. Every large stack call does this first; ScavengeStacks() too.
-void RetryLargeUnmaps(M* m);
+// Retries the unmapping of up to `max` freed large stacks the OS kept
+// (every one: kAllLargeUnmaps); books what it unmaps on m. A large stack's
+// alloc, and its free once its own unmapping succeeded, retry a few
+// (kLargeUnmapRetries: near vm.max_map_count thousands may wait, and each
+// try is a system call); ScavengeStacks() retries every one.
+inline constexpr int kLargeUnmapRetries = 4;
+inline constexpr int kAllLargeUnmaps = 1 << 30;
+void RetryLargeUnmaps(M* m, int max);
 
 }  // namespace internal
 }  // namespace stackalloc

@@ -49,7 +49,7 @@ size_t ScavengePools(M* m) {
   // Idle Ms (their threads exited) would hold their caches until a thread
   // enters again: empty them into the pools, so their chunks can go too.
   ForEachIdleM([](M* idle, void*) { EmptyCaches(idle); }, nullptr);
-  RetryLargeUnmaps(m);
+  RetryLargeUnmaps(m, kAllLargeUnmaps);
   size_t released = 0;
   for (int k = 0; k < kNumStackOrders; ++k) {
     const StackPool::ScavengeResult r =

@@ -62,8 +62,9 @@ struct MemStats {
   // out and not freed; part of stacks_inuse and stacks_sys.
   uint64_t large_stacks_inuse = 0;
   // Freed stacks above the largest order whose mapping the OS would not
-  // take back (munmap fails near vm.max_map_count); retried at every large
-  // stack's alloc and free and at ScavengeStacks(). Their pages are still
+  // take back (munmap fails near vm.max_map_count); a few retried at each
+  // large stack's alloc and successful free, all at ScavengeStacks(). Their
+  // pages are still
   // held (unmapping_sys, part of stacks_sys) or returned
   // (unmapping_released, part of stacks_released). Bytes.
   uint64_t unmapping_sys = 0;
