@@ -105,19 +105,22 @@ size_t ScavengeStacks();
 // pools then hold more than `bytes` of free stacks (and at least twice as
 // much as after the previous scavenge, so a fragmented pool is not scanned
 // over and over), that M runs ScavengeStacks(). 0, the default, turns the
-// policy off.
+// policy off. Any thread, any time; Ms see the new value at their next
+// exchange with a pool.
 void SetScavengeThreshold(size_t bytes);
 
 // Whether chunks obtained from now on, and large stacks, get guard pages
 // (default: true). Stacks already carved keep their layout. Returns the
-// previous setting.
+// previous setting. Any thread, any time (a chunk being laid out meanwhile
+// takes the old value or the new).
 bool SetStackGuards(bool on);
 
 // Whether stack memory mapped from now on (arena reservations, stacks above
 // 1 MiB) may be backed by transparent huge pages (default: false, advised
 // MADV_NOHUGEPAGE, so that a fiber that touches a few KiB of its stack costs
 // a few KiB, not 2 MiB, where huge pages are `always`). true advises
-// MADV_HUGEPAGE instead. Returns the previous setting.
+// MADV_HUGEPAGE instead. Memory already mapped keeps the advice it was
+// mapped with. Returns the previous setting. Any thread, any time.
 bool SetStackHugePages(bool on);
 
 // Puts the stack overflow report back in front of the current SIGSEGV and
@@ -133,7 +136,8 @@ void InstallStackOverflowHandler();
 // The budget of mappings the guard pages may add where the kernel lacks
 // MADV_GUARD_INSTALL and they fall back to mprotect (default 16,384, a
 // quarter of Linux's default vm.max_map_count). Past it, stacks are handed
-// out without a guard and counted in MemStats::stacks_unguarded.
+// out without a guard and counted in MemStats::stacks_unguarded. Any
+// thread, any time; guards already installed stay.
 void SetGuardMappingBudget(size_t mappings);
 
 // If p lies in a stack from stackalloc (handed out, or free in a cache or

@@ -50,7 +50,7 @@ inline constexpr uint8_t kSlotUnguarded = 0x20;  // Guard wanted, not given.
 inline constexpr uint8_t kSlotMprotect = 0x40;   // The guard is mprotect's.
 // A freed large stack whose mapping the OS did not take back yet, its pages
 // returned (else they are still resident).
-inline constexpr uint8_t kSlotPagesReturned = 0x80;
+inline constexpr uint8_t kSlotPagesReleased = 0x80;
 
 struct alignas(64) ChunkRecord {
   static constexpr int kMaxSlots = 32;

@@ -113,13 +113,13 @@ void ReleaseGuard(size_t mappings) {
   used.fetch_sub(mappings, std::memory_order_relaxed);
 }
 
-void SetGuardBudget(size_t mappings) {
-  budget.store(mappings, std::memory_order_relaxed);
-}
-
 size_t GuardMappingsUsed() { return used.load(std::memory_order_relaxed); }
 
 namespace internal {
+void SetGuardMappingBudget(size_t mappings) {
+  budget.store(mappings, std::memory_order_relaxed);
+}
+
 void ForceGuardFallback(bool on) {
   markers.store(on ? 2 : 0, std::memory_order_relaxed);
 }

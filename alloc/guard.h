@@ -6,7 +6,7 @@
 // pages around and over it, and is installed once, when a slot is first
 // carved. Elsewhere (EINVAL) guards fall back to mprotect(PROT_NONE), which
 // splits the mapping: each costs up to two mappings, so they are given only
-// within a budget (SetGuardBudget, default kDefaultGuardMappingBudget);
+// within a budget (SetGuardMappingBudget, default kDefaultGuardMappingBudget);
 // past it a stack is handed out without a guard, and counted.
 //
 // Thread-safe and lock-free.
@@ -49,13 +49,14 @@ void InstallGuards(void* const* pages, int n, GuardMethod* methods,
 // mapping was unmapped (a large stack's).
 void ReleaseGuard(size_t mappings);
 
-// Sets the fallback's budget, in mappings; guards already made stay.
-void SetGuardBudget(size_t mappings);
-
 // Mappings the fallback has added so far.
 size_t GuardMappingsUsed();
 
 namespace internal {
+// Sets the fallback's budget, in mappings; guards already made stay. The
+// public stackalloc::SetGuardMappingBudget (stackalloc.h).
+void SetGuardMappingBudget(size_t mappings);
+
 // Tests: behave as a kernel without MADV_GUARD_INSTALL (true) or probe the
 // kernel again (false).
 void ForceGuardFallback(bool on);

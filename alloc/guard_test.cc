@@ -45,7 +45,7 @@ class GuardTest : public testing::Test {
  protected:
   void TearDown() override {
     internal::ForceGuardFallback(false);
-    SetGuardBudget(kDefaultGuardMappingBudget);
+    internal::SetGuardMappingBudget(kDefaultGuardMappingBudget);
   }
 };
 
@@ -71,7 +71,7 @@ TEST_F(GuardTest, MadviseGuardsFaultAddNoMappingAndSurviveDontneed) {
 TEST_F(GuardTest, FallbackUsesMprotectWithinItsBudgetThenGivesNone) {
   internal::ForceGuardFallback(true);
   const size_t used0 = GuardMappingsUsed();
-  SetGuardBudget(used0 + 2 * 3);  // Room for three guards.
+  internal::SetGuardMappingBudget(used0 + 2 * 3);  // Room for three guards.
   char* m = static_cast<char*>(SysAlloc(16 * kPageSize));
   ASSERT_NE(m, nullptr);
   const int lines0 = MapsLines();

@@ -49,7 +49,7 @@ void RetryLargeUnmaps(M* m, int max) {
     ChunkRecord* rec = unmapping.Pop();
     if (rec == nullptr) break;
     const auto size = static_cast<int64_t>(rec->stack_size);
-    const bool returned = (rec->Flags(0) & kSlotPagesReturned) != 0;
+    const bool returned = (rec->Flags(0) & kSlotPagesReleased) != 0;
     if (Unmap(m, rec)) {
       (returned ? m->stats.large_unmapping_released
                 : m->stats.large_unmapping_sys)
@@ -135,7 +135,7 @@ void LargeStackfree(M* m, void* v, size_t n) {
   // The OS kept the mapping: return its pages if it lets us, and keep it
   // accounted for until a retry unmaps it.
   if (SysUnused(reinterpret_cast<void*>(rec->StackAt(0)), rec->stack_size)) {
-    rec->AddFlags(0, kSlotPagesReturned);
+    rec->AddFlags(0, kSlotPagesReleased);
     m->stats.large_unmapping_released.Add(size);
   } else {
     m->stats.large_unmapping_sys.Add(size);

@@ -208,7 +208,9 @@ void InstallStackOverflowHandler() {
   if (!InAGate(install)) install(nullptr);
 }
 
-void SetGuardMappingBudget(size_t mappings) { SetGuardBudget(mappings); }
+void SetGuardMappingBudget(size_t mappings) {
+  internal::SetGuardMappingBudget(mappings);
+}
 
 bool FindStack(const void* p, void** lo, size_t* size) {
   const auto a = reinterpret_cast<uintptr_t>(p);
