@@ -185,18 +185,25 @@ void Chain(int sig, siginfo_t* info, void* context) {
   const struct sigaction& prev =
       p.action[p.current.load(std::memory_order_acquire)];
   const bool siginfo = (prev.sa_flags & SA_SIGINFO) != 0;
+  // The kernel reads the handler's word alone: SIG_DFL (0) and SIG_IGN (1)
+  // mean what they mean whatever the flags, SA_SIGINFO among them (the
+  // union's sa_sigaction is then no function to call).
   const bool dfl = p.reset.load(std::memory_order_relaxed) || IsOurs(prev) ||
                    CalledByThePreviousAction(context) ||
-                   (!siginfo && prev.sa_handler == SIG_DFL);
-  if (!dfl && !siginfo && prev.sa_handler == SIG_IGN) {
+                   prev.sa_handler == SIG_DFL;
+  if (!dfl && prev.sa_handler == SIG_IGN) {
     // Ignored before us: a sent signal stays ignored; a fault cannot be
     // (the kernel forces the default action: it would recur for ever).
     if (info->si_code <= 0) return;
     return DefaultAction(sig, info);
   }
   if (dfl) return DefaultAction(sig, info);
-  if ((prev.sa_flags & SA_RESETHAND) != 0) {
-    p.reset.store(true, std::memory_order_relaxed);
+  // SA_RESETHAND: one delivery runs the action, whichever thread's comes
+  // first; the kernel has put SIG_DFL back for every later one, those of
+  // threads that faulted at the same time included.
+  if ((prev.sa_flags & SA_RESETHAND) != 0 &&
+      p.reset.exchange(true, std::memory_order_relaxed)) {
+    return DefaultAction(sig, info);
   }
   sigset_t during, saved;
   // Reading and setting our own thread's mask cannot fail.
