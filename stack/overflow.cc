@@ -35,7 +35,10 @@ std::atomic<bool> installing{false};
 // Where OnFault looks a fault address up; set before the handler goes in.
 std::atomic<const ChunkMap*> fault_map{nullptr};
 // A signal frame's bytes below the interrupted stack pointer: the CPU's
-// (AT_MINSIGSTKSZ), the red zone, and room for the handler's first frames.
+// (AT_MINSIGSTKSZ, the kernel's own frame size), the red zone, and the
+// frame's alignment. A frame that fit, with a handler whose own frames then
+// ran into the guard, faults there with an address: no room for those here,
+// or a fault that is not ours near a stack's bottom would be taken for one.
 // Read at install: getauxval is not on the list of async-signal-safe calls.
 std::atomic<size_t> signal_frame_bytes{0};
 
@@ -108,6 +111,22 @@ void NameTheThread(RawBuffer& b) {
   Throw(b.c_str());
 }
 
+// True if the context says the CPU raised a general protection fault (a
+// pointer that is not canonical, a privileged instruction): also SIGSEGV
+// with SI_KERNEL and no address, but the kernel records the trap in the
+// context, where a signal frame that did not fit leaves the thread's last
+// trap (none, or a stale one).
+bool GeneralProtectionFault(void* context) {
+#if defined(__x86_64__)
+  constexpr greg_t kTrapGp = 13;  // X86_TRAP_GP.
+  const auto* uc = static_cast<const ucontext_t*>(context);
+  return uc->uc_mcontext.gregs[REG_TRAPNO] == kTrapGp;
+#else
+  (void)context;
+  return false;
+#endif
+}
+
 // The interrupted stack pointer, or 0 where we cannot read it.
 uintptr_t InterruptedSp(void* context) {
   const auto* uc = static_cast<const ucontext_t*>(context);
@@ -130,6 +149,7 @@ void ReportIfOurs(int sig, const siginfo_t* info, void* context) {
   size_t size;
   if (sig == SIGSEGV && info->si_code == SI_KERNEL &&
       info->si_addr == nullptr) {
+    if (GeneralProtectionFault(context)) return;
     const uintptr_t sp = InterruptedSp(context);
     const ChunkRecord* rec =
         sp == 0 ? nullptr
@@ -268,7 +288,7 @@ void ReinstallOverflowHandler(const ChunkMap* map) {
   }
   fault_map.store(map, std::memory_order_relaxed);
   const size_t frame = getauxval(AT_MINSIGSTKSZ);  // 0 if unknown.
-  signal_frame_bytes.store((frame != 0 ? frame : 2048) + 128 + 1024,
+  signal_frame_bytes.store((frame != 0 ? frame : 2048) + 128 + 64,
                            std::memory_order_relaxed);
   Install(SIGSEGV, &previous_segv);
   Install(SIGBUS, &previous_bus);
