@@ -170,8 +170,14 @@ __thread bool this_thread_forks ABSL_ATTRIBUTE_INITIAL_EXEC = false;
 void ForkPrepare() {
   this_thread_forks = true;
   forking.store(true, std::memory_order_seq_cst);
+  // Only this thread sets its own M's gate. Open, it means the fork comes
+  // from within this thread's slow path (a signal handler that interrupted
+  // it, a crash reporter's on the abort of a misuse found there): waiting
+  // for it would be waiting for ourselves, for ever.
+  const M* self = internal::tls_m;
   for (M* m = all_m.load(std::memory_order_seq_cst); m != nullptr;
        m = m->alllink()) {
+    if (m == self) continue;
     while (m->gate.load(std::memory_order_seq_cst) != 0) {
       std::this_thread::yield();
     }

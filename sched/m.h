@@ -201,7 +201,10 @@ void ForEachIdleM(void (*f)(M* m, void* arg), void* arg);
 // a scavenger's held stacks), on its M `m`. fork() waits for every
 // open gate to close, and holds new ones shut until it is done, so a child
 // never inherits a window half open (pthread_atfork handlers, installed with
-// the first M). Only fork makes a gate wait. Entering a gate that is already
+// the first M); the forking thread's own gate excepted, open only when it
+// forks from within its own slow path (a signal handler, a crash reporter
+// on the abort of a misuse found there), which it cannot wait for. Only fork
+// makes a gate wait. Entering a gate that is already
 // open on the same M (a signal handler that interrupted the allocator and
 // calls it again) dies with "stackalloc: re-entered from a signal handler".
 class SlowPathGate {
