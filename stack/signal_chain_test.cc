@@ -105,15 +105,15 @@ TEST(SignalChainDeathTest, ResetHandRunsOnceForFaultsAtTheSameTime) {
           Install(SIGSEGV, &SlowOnceHandler, SA_RESETHAND | SA_ONSTACK,
                   nullptr);
           OurStack();
-          char* page = ForbiddenPage();
-          auto fault = [page] {
+          // A page each: the same byte written by both would be a race.
+          auto fault = [](char* page) {
             waiting.fetch_add(1);
             while (waiting.load() < 2) {
             }
             *static_cast<volatile char*>(page) = 1;
           };
-          std::thread t(fault);
-          fault();
+          std::thread t(fault, ForbiddenPage());
+          fault(ForbiddenPage());
           t.join();
           _exit(4);
         },
