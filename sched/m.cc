@@ -133,8 +133,10 @@ void PinThisObject() {
   (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
+pthread_once_t pin_once = PTHREAD_ONCE_INIT;
+
 void InitOnce() {
-  PinThisObject();
+  internal::PinLibrary();
   if (pthread_key_create(&exit_key, &DropAtExit) != 0) {
     Throw("getm: cannot create the thread-exit key");
   }
@@ -360,6 +362,8 @@ M* internal::TryBindM() {
   binding = false;
   return m;
 }
+
+void internal::PinLibrary() { pthread_once(&pin_once, &PinThisObject); }
 
 void internal::SetBindHook(void (*hook)()) {
   bind_hook.store(hook, std::memory_order_relaxed);

@@ -154,6 +154,12 @@ M* TryBindM();
 // Tests: runs in the middle of every binding (where a signal may interrupt
 // glibc's pthread_getattr_np), or nothing when nullptr.
 void SetBindHook(void (*hook)());
+// Keeps the shared object the library is linked into loaded for good
+// (RTLD_NODELETE), before anything of ours is left installed in the process
+// (the first binding's thread-exit key and fork handlers, the overflow
+// handler): a dlclose() then leaves it mapped. Nothing in the main program.
+// Thread-safe; not for signal handlers (it takes the loader's lock).
+void PinLibrary();
 }  // namespace internal
 
 // The calling thread's M. The first call on a thread binds one: an idle M if

@@ -283,6 +283,9 @@ void InstallOverflowHandler(const ChunkMap* map) {
 }
 
 void ReinstallOverflowHandler(const ChunkMap* map) {
+  // The handler goes in over whatever a dlclose() would unmap: pin first
+  // (InstallStackOverflowHandler() may come before any thread is bound).
+  PinLibrary();
   // One installer at a time; handlers never wait for this.
   while (installing.exchange(true, std::memory_order_acquire)) {
   }
