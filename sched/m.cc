@@ -216,19 +216,29 @@ void ForkChild() {
 
 }  // namespace
 
-SlowPathGate::SlowPathGate(M* m) : m_(m) {
+SlowPathGate::SlowPathGate(M* m) : m_(m), caches_(internal::tls_stackcache) {
   for (;;) {
     if (m->gate.exchange(1, std::memory_order_seq_cst) != 0) {
       Throw("stackalloc: re-entered from a signal handler");
     }
-    if (!forking.load(std::memory_order_seq_cst) || this_thread_forks) return;
+    if (!forking.load(std::memory_order_seq_cst) || this_thread_forks) {
+      // Only a handler on this thread reads it: a signal fence orders it.
+      internal::tls_stackcache = &closed_caches;
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      return;
+    }
     // A fork is under way: step back and wait for it (only fork waits).
     m->gate.store(0, std::memory_order_seq_cst);
     while (forking.load(std::memory_order_seq_cst)) std::this_thread::yield();
   }
 }
 
-SlowPathGate::~SlowPathGate() { m_->gate.store(0, std::memory_order_release); }
+SlowPathGate::~SlowPathGate() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  internal::tls_stackcache = caches_;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  m_->gate.store(0, std::memory_order_release);
+}
 
 namespace internal {
 ABSL_CONST_INIT M unbound_m;

@@ -212,7 +212,9 @@ void ForEachIdleM(void (*f)(M* m, void* arg), void* arg);
 // on the abort of a misuse found there), which it cannot wait for. Only fork
 // makes a gate wait. Entering a gate that is already
 // open on the same M (a signal handler that interrupted the allocator and
-// calls it again) dies with "stackalloc: re-entered from a signal handler".
+// calls it again) dies with "stackalloc: re-entered from a signal handler";
+// the thread's caches are closed while it is held, so a call the fast path
+// would serve comes to the gate too.
 class SlowPathGate {
  public:
   explicit SlowPathGate(M* m);
@@ -222,6 +224,10 @@ class SlowPathGate {
 
  private:
   M* const m_;
+  // The thread's caches, closed while the gate is held so that a signal
+  // handler's call cannot be served by the fast path from a cache the slow
+  // path is changing: it reaches the gate, and dies.
+  StackCaches* const caches_;
 };
 
 }  // namespace stackalloc
