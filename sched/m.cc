@@ -133,8 +133,10 @@ void PinThisObject() {
   (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
+pthread_once_t pin_once = PTHREAD_ONCE_INIT;
+
 void InitOnce() {
-  PinThisObject();
+  internal::PinLibrary();
   if (pthread_key_create(&exit_key, &DropAtExit) != 0) {
     Throw("getm: cannot create the thread-exit key");
   }
@@ -170,8 +172,14 @@ __thread bool this_thread_forks ABSL_ATTRIBUTE_INITIAL_EXEC = false;
 void ForkPrepare() {
   this_thread_forks = true;
   forking.store(true, std::memory_order_seq_cst);
+  // Only this thread sets its own M's gate. Open, it means the fork comes
+  // from within this thread's slow path (a signal handler that interrupted
+  // it, a crash reporter's on the abort of a misuse found there): waiting
+  // for it would be waiting for ourselves, for ever.
+  const M* self = internal::tls_m;
   for (M* m = all_m.load(std::memory_order_seq_cst); m != nullptr;
        m = m->alllink()) {
+    if (m == self) continue;
     while (m->gate.load(std::memory_order_seq_cst) != 0) {
       std::this_thread::yield();
     }
@@ -208,19 +216,29 @@ void ForkChild() {
 
 }  // namespace
 
-SlowPathGate::SlowPathGate(M* m) : m_(m) {
+SlowPathGate::SlowPathGate(M* m) : m_(m), caches_(internal::tls_stackcache) {
   for (;;) {
     if (m->gate.exchange(1, std::memory_order_seq_cst) != 0) {
       Throw("stackalloc: re-entered from a signal handler");
     }
-    if (!forking.load(std::memory_order_seq_cst) || this_thread_forks) return;
+    if (!forking.load(std::memory_order_seq_cst) || this_thread_forks) {
+      // Only a handler on this thread reads it: a signal fence orders it.
+      internal::tls_stackcache = &closed_caches;
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      return;
+    }
     // A fork is under way: step back and wait for it (only fork waits).
     m->gate.store(0, std::memory_order_seq_cst);
     while (forking.load(std::memory_order_seq_cst)) std::this_thread::yield();
   }
 }
 
-SlowPathGate::~SlowPathGate() { m_->gate.store(0, std::memory_order_release); }
+SlowPathGate::~SlowPathGate() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  internal::tls_stackcache = caches_;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  m_->gate.store(0, std::memory_order_release);
+}
 
 namespace internal {
 ABSL_CONST_INIT M unbound_m;
@@ -355,6 +373,8 @@ M* internal::TryBindM() {
   return m;
 }
 
+void internal::PinLibrary() { pthread_once(&pin_once, &PinThisObject); }
+
 void internal::SetBindHook(void (*hook)()) {
   bind_hook.store(hook, std::memory_order_relaxed);
 }
@@ -389,12 +409,11 @@ size_t SignalFrameBytes() {
 }
 
 size_t SignalFrameReserve() {
-  // The x86-64 ABI's red zone (aarch64 has none; the 128 bytes cost little),
-  // and a small handler's frames: glibc's setxid handler takes a few dozen
-  // bytes, this leaves room for a few calls more.
-  constexpr size_t kRedZone = 128;
+  // A small handler's frames: glibc's setxid handler takes a few dozen
+  // bytes; this leaves room for a few calls more.
   constexpr size_t kHandlerFrames = 512;
-  return (kRedZone + SignalFrameBytes() + kHandlerFrames + 15) & ~size_t{15};
+  return (kSignalRedZone + SignalFrameBytes() + kHandlerFrames + 15) &
+         ~size_t{15};
 }
 
 size_t SignalStackBytes() {

@@ -51,13 +51,15 @@ struct G {
 // AMX), or MINSIGSTKSZ where the kernel does not say. Computed once; call it
 // outside a signal handler first (getauxval is not async-signal-safe).
 size_t SignalFrameBytes();
+// The red zone the kernel skips below the interrupted stack pointer before
+// it pushes a signal frame (the x86-64 ABI's; aarch64 has none, and the 128
+// bytes cost little there). Bytes.
+inline constexpr size_t kSignalRedZone = 128;
 
 // Room a signal takes below the stack pointer it interrupts when its handler
 // runs on that stack (installed without SA_ONSTACK: glibc's for setuid(), a
 // profiler's): the red zone the kernel skips, its frame, and a small
-// handler's frames. Bytes. proc::WithStack leaves it free; the overflow
-// report takes a fault this close below a stack's stack pointer for a
-// signal frame that did not fit.
+// handler's frames. Bytes. proc::WithStack leaves it free.
 size_t SignalFrameReserve();
 
 // Bytes of each M's alternate signal stack: at least kMinSignalStack, and
@@ -167,6 +169,12 @@ M* TryBindM();
 // Tests: runs in the middle of every binding (where a signal may interrupt
 // glibc's pthread_getattr_np), or nothing when nullptr.
 void SetBindHook(void (*hook)());
+// Keeps the shared object the library is linked into loaded for good
+// (RTLD_NODELETE), before anything of ours is left installed in the process
+// (the first binding's thread-exit key and fork handlers, the overflow
+// handler): a dlclose() then leaves it mapped. Nothing in the main program.
+// Thread-safe; not for signal handlers (it takes the loader's lock).
+void PinLibrary();
 }  // namespace internal
 
 // The calling thread's M. The first call on a thread binds one: an idle M if
@@ -214,9 +222,14 @@ void ForEachIdleM(void (*f)(M* m, void* arg), void* arg);
 // a scavenger's held stacks), on its M `m`. fork() waits for every
 // open gate to close, and holds new ones shut until it is done, so a child
 // never inherits a window half open (pthread_atfork handlers, installed with
-// the first M). Only fork makes a gate wait. Entering a gate that is already
+// the first M); the forking thread's own gate excepted, open only when it
+// forks from within its own slow path (a signal handler, a crash reporter
+// on the abort of a misuse found there), which it cannot wait for. Only fork
+// makes a gate wait. Entering a gate that is already
 // open on the same M (a signal handler that interrupted the allocator and
-// calls it again) dies with "stackalloc: re-entered from a signal handler".
+// calls it again) dies with "stackalloc: re-entered from a signal handler";
+// the thread's caches are closed while it is held, so a call the fast path
+// would serve comes to the gate too.
 class SlowPathGate {
  public:
   explicit SlowPathGate(M* m);
@@ -226,6 +239,10 @@ class SlowPathGate {
 
  private:
   M* const m_;
+  // The thread's caches, closed while the gate is held so that a signal
+  // handler's call cannot be served by the fast path from a cache the slow
+  // path is changing: it reaches the gate, and dies.
+  StackCaches* const caches_;
 };
 
 }  // namespace stackalloc

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -275,6 +276,55 @@ TEST(LimitsDeathTest, ALargeStackFreedTwiceWhileItsMappingWaits) {
         _exit(1);  // No unmap failed: nothing was tested.
       },
       "fatal error: stackfree: 2097152-byte stack 0x[0-9a-f]+ freed twice");
+}
+
+// Under mlockall(MCL_FUTURE) every mapping is locked and resident, the
+// arena's reservation included: memory locked for stacks should be what the
+// statistics count (stacks_sys, stacks_meta_sys), not more.
+//
+// DISABLED: fails today. The first stackalloc(4096) locked 4,812 KiB
+// (VmLck) while stacks_sys grew by 64 KiB and stacks_meta_sys by 640 KiB:
+// the rest is the arena's reservation (shrunk from 64 MiB until it fit the
+// 8 MiB lock limit), resident and locked but counted nowhere, and half the
+// process's lock budget gone to an allocator holding one stack. The fix is
+// not small: under MCL_FUTURE (which no interface reports; a probe mapping's
+// VmFlags would) reserve one chunk at a time, or reserve PROT_NONE and make
+// chunks accessible as they are carved, and count what is locked.
+long VmLckKiB() {
+  FILE* f = fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long kib = -1;
+  while (fgets(line, sizeof line, f) != nullptr) {
+    sscanf(line, "VmLck: %ld", &kib);
+  }
+  fclose(f);
+  return kib;
+}
+
+TEST(LimitsTest, DISABLED_LockedMemoryIsWhatTheStatisticsCount) {
+  if (kSanitized) GTEST_SKIP() << "the sanitizers' mappings would be locked";
+  std::string err;
+  const int status = RunInChild(
+      [] {
+        SetLimit(RLIMIT_MEMLOCK, size_t{8} << 20);
+        if (!DropCapIpcLock()) return 91;
+        if (mlockall(MCL_FUTURE) != 0) return 92;
+        const MemStats a = ReadMemStats();
+        const long lck0 = VmLckKiB();
+        if (stackalloc(kFixedStack) == nullptr) return 1;
+        const MemStats b = ReadMemStats();
+        const long locked = VmLckKiB() - lck0;
+        const long counted =
+            static_cast<long>(((b.stacks_sys - a.stacks_sys) +
+                               (b.stacks_meta_sys - a.stacks_meta_sys)) >>
+                              10);
+        fprintf(stderr, "VmLck +%ld KiB, counted +%ld KiB\n", locked, counted);
+        // The M and its signal stack, a page or so of slack.
+        return locked <= counted + 128 ? 0 : 2;
+      },
+      &err);
+  EXPECT_EQ(DescribeWaitStatus(status), "exit 0") << err;
 }
 
 }  // namespace

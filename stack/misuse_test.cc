@@ -453,6 +453,31 @@ TEST(MisuseDeathTest, ReentryFromASignalHandlerDies) {
       "fatal error: stackalloc: re-entered from a signal handler");
 }
 
+// The same with a call the fast path could serve: a stack of an order
+// whose cache holds one, in the default build too. The slow path closes
+// the thread's caches while it holds its gate, so the handler's call falls
+// to the slow path and dies there.
+// Regression: in the default build the handler's call was served from the
+// cache the interrupted slow path was refilling or trimming (the test above
+// asked for 0 bytes to reach the gate).
+void ReenteringFastHandler(int) {
+  void* v = stackalloc(kFixedStack);
+  stackfree(v, kFixedStack);
+  _exit(3);  // Served: the slow path's state was the handler's to corrupt.
+}
+
+TEST(MisuseDeathTest, ReentryFromASignalHandlerDiesOnTheFastPathToo) {
+  EXPECT_DEATH(
+      {
+        signal(SIGUSR1, &ReenteringFastHandler);
+        stackfree(stackalloc(kFixedStack), kFixedStack);  // One cached.
+        M* m = getm();
+        SlowPathGate gate(m);  // As if interrupted inside stackalloc.
+        raise(SIGUSR1);
+      },
+      "fatal error: stackalloc: re-entered from a signal handler");
+}
+
 #ifdef ABSL_HAVE_ADDRESS_SANITIZER
 TEST(MisuseDeathTest, UseAfterStackfreeIsReportedUnderAsan) {
   for (size_t n : {kFixedStack, size_t{64} << 10}) {

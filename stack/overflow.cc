@@ -33,8 +33,13 @@ std::atomic<bool> installed{false};
 std::atomic<bool> installing{false};
 // Where OnFault looks a fault address up; set before the handler goes in.
 std::atomic<const ChunkMap*> fault_map{nullptr};
-// SignalFrameReserve() (sched/m.h), read at install: getauxval is not on
-// the list of async-signal-safe calls.
+// The kernel's signal frame (SignalFrameBytes(), sched/m.h), the red zone
+// and the frame's alignment: the bytes below the interrupted stack pointer
+// a fault while the kernel pushes a frame falls in. A frame that fit, with
+// a handler whose own frames then ran into the guard, faults there with an
+// address: no room for those here, or a fault that is not ours near a
+// stack's bottom would be taken for one. Read at install: getauxval is not
+// on the list of async-signal-safe calls.
 std::atomic<size_t> signal_frame_bytes{0};
 
 // The ucontext this thread last handed to a previous action, and the frame
@@ -106,6 +111,22 @@ void NameTheThread(RawBuffer& b) {
   Throw(b.c_str());
 }
 
+// True if the context says the CPU raised a general protection fault (a
+// pointer that is not canonical, a privileged instruction): also SIGSEGV
+// with SI_KERNEL and no address, but the kernel records the trap in the
+// context, where a signal frame that did not fit leaves the thread's last
+// trap (none, or a stale one).
+bool GeneralProtectionFault(void* context) {
+#if defined(__x86_64__)
+  constexpr greg_t kTrapGp = 13;  // X86_TRAP_GP.
+  const auto* uc = static_cast<const ucontext_t*>(context);
+  return uc->uc_mcontext.gregs[REG_TRAPNO] == kTrapGp;
+#else
+  (void)context;
+  return false;
+#endif
+}
+
 // The interrupted stack pointer, or 0 where we cannot read it.
 uintptr_t InterruptedSp(void* context) {
   const auto* uc = static_cast<const ucontext_t*>(context);
@@ -128,6 +149,7 @@ void ReportIfOurs(int sig, const siginfo_t* info, void* context) {
   size_t size;
   if (sig == SIGSEGV && info->si_code == SI_KERNEL &&
       info->si_addr == nullptr) {
+    if (GeneralProtectionFault(context)) return;
     const uintptr_t sp = InterruptedSp(context);
     const ChunkRecord* rec =
         sp == 0 ? nullptr
@@ -183,8 +205,9 @@ void Chain(int sig, siginfo_t* info, void* context) {
   const struct sigaction& prev =
       p.action[p.current.load(std::memory_order_acquire)];
   const bool siginfo = (prev.sa_flags & SA_SIGINFO) != 0;
-  // SIG_DFL and SIG_IGN mean what they mean whatever the flags say (the
-  // kernel reads sa_handler before SA_SIGINFO): never call them.
+  // The kernel reads the handler's word alone: SIG_DFL (0) and SIG_IGN (1)
+  // mean what they mean whatever the flags, SA_SIGINFO among them (the
+  // union's sa_sigaction is then no function to call).
   const bool dfl = p.reset.load(std::memory_order_relaxed) || IsOurs(prev) ||
                    CalledByThePreviousAction(context) ||
                    prev.sa_handler == SIG_DFL;
@@ -195,8 +218,12 @@ void Chain(int sig, siginfo_t* info, void* context) {
     return DefaultAction(sig, info);
   }
   if (dfl) return DefaultAction(sig, info);
-  if ((prev.sa_flags & SA_RESETHAND) != 0) {
-    p.reset.store(true, std::memory_order_relaxed);
+  // SA_RESETHAND: one delivery runs the action, whichever thread's comes
+  // first; the kernel has put SIG_DFL back for every later one, those of
+  // threads that faulted at the same time included.
+  if ((prev.sa_flags & SA_RESETHAND) != 0 &&
+      p.reset.exchange(true, std::memory_order_relaxed)) {
+    return DefaultAction(sig, info);
   }
   sigset_t during, saved;
   // Reading and setting our own thread's mask cannot fail.
@@ -256,11 +283,15 @@ void InstallOverflowHandler(const ChunkMap* map) {
 }
 
 void ReinstallOverflowHandler(const ChunkMap* map) {
+  // The handler goes in over whatever a dlclose() would unmap: pin first
+  // (InstallStackOverflowHandler() may come before any thread is bound).
+  PinLibrary();
   // One installer at a time; handlers never wait for this.
   while (installing.exchange(true, std::memory_order_acquire)) {
   }
   fault_map.store(map, std::memory_order_relaxed);
-  signal_frame_bytes.store(SignalFrameReserve(), std::memory_order_relaxed);
+  signal_frame_bytes.store(kSignalRedZone + SignalFrameBytes() + 64,
+                           std::memory_order_relaxed);
   Install(SIGSEGV, &previous_segv);
   Install(SIGBUS, &previous_bus);
   installed.store(true, std::memory_order_release);

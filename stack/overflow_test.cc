@@ -4,6 +4,7 @@
 
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 
 #include <cstdint>
@@ -135,6 +136,49 @@ TEST(OverflowDeathTest, ASignalFrameThatDoesNotFitIsReported) {
       "fatal error: stack overflow: 4096-byte stack \\[0x[0-9a-f]+, "
       "0x[0-9a-f]+\\) on M [0-9]+ \\(a signal frame did not fit below sp "
       "0x[0-9a-f]+, [0-9]+ bytes above the stack's lowest byte\\)");
+}
+
+// A general protection fault (a corrupt pointer that is not canonical:
+// SIGSEGV with SI_KERNEL and no address, as a signal frame that did not
+// fit) near the bottom of one of our stacks is not an overflow of ours: it
+// reaches the action installed before ours, as it would without us.
+// Regression: every such fault with sp less than AT_MINSIGSTKSZ + 1152
+// bytes above a stack's lowest byte (all of a 4 KiB stack) was reported as
+// "a signal frame did not fit below sp", and the process aborted.
+void NonCanonicalLoad() {
+  *reinterpret_cast<volatile char*>(uintptr_t{0xdead000000000000}) = 1;
+}
+
+void ExitOnKernelSegv(int, siginfo_t* info, void*) {
+  _exit(info->si_code == SI_KERNEL ? 7 : 8);
+}
+
+void GeneralProtectionFaultAt(size_t above_lo) {
+  struct sigaction sa {};
+  sa.sa_sigaction = &ExitOnKernelSegv;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, nullptr);
+  std::thread([above_lo] {
+    getm();
+    char* stack = static_cast<char*>(stackalloc(kFixedStack));
+    asm volatile(
+        "mov %0, %%rsp\n\t"
+        "call *%1\n\t"
+        :
+        : "r"(stack + above_lo), "r"(&NonCanonicalLoad)
+        : "memory");
+  }).join();
+}
+
+TEST(OverflowDeathTest, AGeneralProtectionFaultIsNotAnOverflow) {
+  if (kSanitized) GTEST_SKIP() << "the sanitizers' own handling comes first";
+  // Above any signal frame: room for the kernel's, not for 1 KiB more.
+  const size_t room = getauxval(AT_MINSIGSTKSZ) + 128 + 256;
+  ASSERT_LT(room, kFixedStack);
+  EXPECT_EXIT(GeneralProtectionFaultAt(room), testing::ExitedWithCode(7), "");
+  // Where a signal frame would not have fit either.
+  EXPECT_EXIT(GeneralProtectionFaultAt(1024), testing::ExitedWithCode(7), "");
 }
 
 // Without the kernel's guard markers, guards fall back to mprotect, and

@@ -88,6 +88,40 @@ TEST(SignalChainDeathTest, ResetHandRunsThePreviousHandlerOnce) {
       testing::KilledBySignal(SIGSEGV), "");
 }
 
+// Two threads fault at once: the kernel runs a SA_RESETHAND action for one
+// delivery only; the other thread's fault finds SIG_DFL and the process
+// ends. (The chain read the flag, then set it: both threads could pass.)
+std::atomic<int> waiting{0};
+void SlowOnceHandler(int) {
+  calls.fetch_add(1);
+  // Long enough for the other thread's fault to be delivered meanwhile.
+  for (int i = 0; i < 200 && calls.load() < 2; ++i) usleep(10000);
+  _exit(calls.load() == 1 ? 5 : 6);
+}
+
+TEST(SignalChainDeathTest, ResetHandRunsOnceForFaultsAtTheSameTime) {
+  for (int round = 0; round < 5; ++round) {
+    EXPECT_EXIT(
+        {
+          Install(SIGSEGV, &SlowOnceHandler, SA_RESETHAND | SA_ONSTACK,
+                  nullptr);
+          OurStack();
+          // A page each: the same byte written by both would be a race.
+          auto fault = [](char* page) {
+            waiting.fetch_add(1);
+            while (waiting.load() < 2) {
+            }
+            *static_cast<volatile char*>(page) = 1;
+          };
+          std::thread t(fault, ForbiddenPage());
+          fault(ForbiddenPage());
+          t.join();
+          _exit(4);
+        },
+        testing::KilledBySignal(SIGSEGV), "");
+  }
+}
+
 // --- The mask: the previous action's, and the signal unless SA_NODEFER. ---
 
 sigset_t seen_mask;
@@ -176,26 +210,6 @@ TEST(SignalChainDeathTest, AnIgnoredFaultStillKills) {
       testing::KilledBySignal(SIGSEGV), "");
 }
 
-// The kernel reads SIG_DFL and SIG_IGN whatever the flags say: an action
-// installed with SA_SIGINFO and SIG_IGN (or SIG_DFL) in the union is still
-// ignored (or the default). Regression: the chain called it as a
-// three-argument handler at address 1, and the ignored signal killed.
-TEST(SignalChainDeathTest, IgnoredWithSigInfoFlagStaysIgnored) {
-  EXPECT_EXIT(
-      {
-        struct sigaction sa {};
-        sa.sa_handler = SIG_IGN;
-        sa.sa_flags = SA_SIGINFO;
-        sigemptyset(&sa.sa_mask);
-        if (sigaction(SIGSEGV, &sa, nullptr) != 0) _exit(92);
-        OurStack();
-        raise(SIGSEGV);
-        raise(SIGSEGV);
-        _exit(0);
-      },
-      testing::ExitedWithCode(0), "");
-}
-
 // --- Handlers installed after ours, and frameworks that restore theirs. ---
 
 struct sigaction saved_before_us;
@@ -281,6 +295,60 @@ TEST(SignalChainTest, AForkChildCanReinstallTheReport) {
   stop.store(true);
   installer.join();
   EXPECT_EQ(hung, 0);
+}
+
+// --- SIG_DFL and SIG_IGN set with SA_SIGINFO in the flags. ---
+//
+// The kernel reads the handler's word alone: 0 is SIG_DFL and 1 SIG_IGN
+// whatever the flags (crash reporters reset to the default with the flags
+// they always use, SA_SIGINFO among them).
+//
+// Regression: the chain took SA_SIGINFO to mean a function and called
+// address 0 or 1: an ignored SIGSEGV sent with kill() killed the process,
+// and a SIGBUS with the default action died of SIGSEGV.
+
+void InstallSpecial(int sig, void (*handler)(int), int flags) {
+  struct sigaction sa {};
+  sa.sa_handler = handler;  // The union's one word, sa_sigaction too.
+  sa.sa_flags = flags;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(sig, &sa, nullptr) != 0) _exit(92);
+}
+
+TEST(SignalChainDeathTest, IgnoredWithSigInfoFlagStaysIgnored) {
+  EXPECT_EXIT(
+      {
+        InstallSpecial(SIGSEGV, SIG_IGN, SA_SIGINFO | SA_ONSTACK);
+        InstallSpecial(SIGBUS, SIG_IGN, SA_SIGINFO);
+        OurStack();
+        raise(SIGSEGV);
+        kill(getpid(), SIGSEGV);
+        raise(SIGBUS);
+        _exit(0);
+      },
+      testing::ExitedWithCode(0), "");
+}
+
+TEST(SignalChainDeathTest, DefaultWithSigInfoFlagIsTheDefault) {
+  EXPECT_EXIT(
+      {
+        InstallSpecial(SIGBUS, SIG_DFL, SA_SIGINFO);
+        OurStack();
+        raise(SIGBUS);
+        _exit(1);
+      },
+      testing::KilledBySignal(SIGBUS), "");
+}
+
+TEST(SignalChainDeathTest, DefaultWithSigInfoFlagOnAFault) {
+  EXPECT_EXIT(
+      {
+        InstallSpecial(SIGSEGV, SIG_DFL, SA_SIGINFO | SA_RESETHAND);
+        OurStack();
+        *static_cast<volatile char*>(ForbiddenPage()) = 1;
+        _exit(1);
+      },
+      testing::KilledBySignal(SIGSEGV), "");
 }
 
 }  // namespace

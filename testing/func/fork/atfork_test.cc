@@ -100,5 +100,39 @@ TEST(AtforkTest, StackallocInAChildHandlerRegisteredLaterWorks) {
       "control"));
 }
 
+// A crash reporter whose SIGABRT handler forks (to run a symboliser, or
+// to write the report from a clean process) while the thread that dies is
+// inside a slow path: a misuse found there, or a signal handler that
+// re-entered, ends in abort() with the slow path's gate still held by the
+// thread itself. fork()'s prepare handler waited for every gate to close,
+// this thread's own among them: the process hung for ever instead of
+// reporting. A thread that forks from within its own slow path cannot wait
+// for it.
+void ForkOnAbort(int) {
+  const pid_t p = fork();
+  if (p == 0) _exit(0);  // The reporter's child: done at once.
+  int status = 0;
+  if (p < 0 || waitpid(p, &status, 0) != p) _exit(3);
+  _exit(WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 4);
+}
+
+TEST(AtforkTest, ACrashReporterThatForksOnAbortInsideASlowPath) {
+  EXPECT_TRUE(FinishesInTime(
+      [] {
+        // Atfork handlers registered, the thread bound.
+        stackfree(stackalloc(kFixedStack), kFixedStack);
+        struct sigaction sa {};
+        sa.sa_handler = &ForkOnAbort;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGABRT, &sa, nullptr);
+        // Not a stack of ours: above 1 MiB every build checks it at the
+        // call, in the slow path, gate held, and dies there.
+        static char not_ours[3 << 20];
+        stackfree(not_ours + (1 << 20), 2 << 20);
+        _exit(1);
+      },
+      "fork from SIGABRT inside a slow path"));
+}
+
 }  // namespace
 }  // namespace stackalloc

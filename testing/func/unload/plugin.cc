@@ -21,4 +21,10 @@ __attribute__((visibility("default"))) void* PluginStack() {
   return stackalloc::stackalloc(4096);
 }
 
+// Puts the plugin's overflow handler in front, as a test fixture's set-up
+// does (README, "Signals and other handlers"), before any stack is made.
+__attribute__((visibility("default"))) void PluginInstallHandler() {
+  stackalloc::InstallStackOverflowHandler();
+}
+
 }  // extern "C"

@@ -118,6 +118,29 @@ TEST(UnloadDeathTest, HandlersKeepWorkingAfterTheDlclose) {
       "fatal error: stack overflow: 4096-byte stack");
 }
 
+// The plugin puts its handler in front (InstallStackOverflowHandler(), as
+// the README advises a fixture's set-up to) before it makes any stack, and
+// is closed: the handler installed before it keeps getting its faults.
+// Regression: only binding a thread pinned the plugin, so the closed
+// plugin's handler stayed installed over unmapped code, and the next fault
+// of any kind killed the process with a bare SIGSEGV.
+TEST(UnloadTest, AHandlerInstalledBeforeAnyStackSurvivesTheDlclose) {
+  const int status = RunInChild([] {
+    struct sigaction sa {};
+    sa.sa_handler = &UserHandler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, nullptr);
+    void* h = OpenPlugin();
+    Symbol<void (*)()>(h, "PluginInstallHandler")();
+    if (dlclose(h) != 0) return 2;
+    char* page = static_cast<char*>(
+        mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (sigsetjmp(jump, 1) == 0) *static_cast<volatile char*>(page) = 1;
+    return user_faults.load() == 1 ? 0 : 3;
+  });
+  EXPECT_EQ(status, 0) << "exit status, or 128 + the signal";
+}
+
 }  // namespace
 }  // namespace stackalloc
 
