@@ -23,6 +23,16 @@ void* StackArena::Alloc(size_t n) {
         return reinterpret_cast<void*>(at);
       }
     }
+    // Under mlockall(MCL_FUTURE) a reservation is locked and resident
+    // whole, and counts against RLIMIT_MEMLOCK whole: map each chunk by
+    // itself instead. Asked only when a reservation is spent.
+    if (SysNewMappingsLocked()) {
+      void* mem = SysAllocAligned(n, kChunkGranule);
+      if (mem == nullptr) return nullptr;
+      (void)SysHugePageAdvice(mem, n);  // As a reservation's.
+      reserved_.fetch_add(n, std::memory_order_relaxed);
+      return mem;
+    }
     if (!Grow(r, n)) return nullptr;
   }
 }

@@ -4,11 +4,14 @@
 // bump pointer, so that neighbouring chunks share one mapping: a million
 // stacks cost a handful of lines in /proc/self/maps, and memory is committed
 // only as pages are touched. A reservation is kArenaBytes where the OS
-// grants it; under a limit (RLIMIT_AS, RLIMIT_DATA, mlockall(MCL_FUTURE)
-// with RLIMIT_MEMLOCK) it is halved and retried down to what one chunk
-// needs, so chunks are handed out while memory for them can be had.
-// Reservations are never unmapped; a chunk's pages go back to the OS with
-// SysUnused. Each is advised for huge pages as SetHugePages() says.
+// grants it; under a limit (RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK) it is
+// halved and retried down to what one chunk needs, so chunks are handed out
+// while memory for them can be had. Under mlockall(MCL_FUTURE), where a
+// reservation would be locked and resident whole, each chunk is a mapping
+// of its own (SysNewMappingsLocked(), asked when a reservation is spent).
+// Reservations and such chunks are never unmapped; a chunk's pages go back
+// to the OS with SysUnused. Each is advised for huge pages as SetHugePages()
+// says.
 //
 // Thread-safe and lock-free (a thread that finds the current reservation
 // exhausted maps the next; if another thread installed one first, it unmaps

@@ -51,6 +51,18 @@ void* SysAllocAligned(size_t n, size_t align) {
   return reinterpret_cast<void*>(aligned);
 }
 
+bool SysNewMappingsLocked() {
+  void* page = SysAlloc(kPageSize);
+  if (page == nullptr) return false;
+  unsigned char resident = 0;
+  const bool locked =
+      mincore(page, kPageSize, &resident) == 0 && (resident & 1) != 0;
+  // Unmapping a whole mapping never needs a mapping more; a page left
+  // behind would cost a page of address space.
+  (void)SysFree(page, kPageSize);
+  return locked;
+}
+
 bool SysFree(void* v, size_t n) {
   return v == nullptr || munmap(v, RoundUpToPage(n)) == 0;
 }

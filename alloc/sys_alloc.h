@@ -24,6 +24,12 @@ void* SysAlloc(size_t n);
 // kPageSize). Free with SysFree(v, n).
 void* SysAllocAligned(size_t n, size_t align);
 
+// Whether memory mapped now is locked and made resident at once (the
+// process called mlockall(MCL_FUTURE), which no interface reports): maps a
+// page, asks mincore() whether it is resident untouched, unmaps it. false
+// if a call fails. Three system calls.
+bool SysNewMappingsLocked();
+
 // Unmaps memory obtained from SysAlloc(n). True if it is unmapped (or v is
 // nullptr); false if munmap() failed (near vm.max_map_count, unmapping the
 // middle of a mapping needs a mapping more): then [v, v + n) is still mapped
