@@ -93,78 +93,52 @@ void StackPool::CountStranded() {
   }
 }
 
-// Packs stacks into batches, in nodes from a spare list, and pushes each
-// batch to `to` as it fills (or, with `to` null, keeps them: Take()). The
-// pass's alone: no other thread sees its nodes until they are pushed.
-class StackPool::Batcher {
+// Holds stacks aside in nodes from the pool's empty list, the pass's alone
+// until it takes them (Take()); what it still has at the end goes back to
+// the empty list.
+class StackPool::Holder {
  public:
-  Batcher(StackPool* pool, NodeStack* to) : pool_(pool), to_(to) {}
+  explicit Holder(StackPool* pool) : pool_(pool) {}
 
-  // Takes the emptied node n as a spare.
-  void AddSpare(Node* n) {
-    n->next.store(spare_, std::memory_order_relaxed);
-    spare_ = n;
-  }
-
-  // False if there was no node for the stack (only when it has no spare and
-  // the pool none in its empty list).
+  // False if there was no node for the stack.
   bool Append(void* stack) {
-    if (out_ == nullptr) {
-      out_ = spare_ != nullptr ? spare_ : pool_->empty_.Pop();
-      if (out_ == nullptr) return false;
-      if (out_ == spare_) spare_ = spare_->next.load(std::memory_order_relaxed);
-      out_->n = 0;
+    if (out_ == nullptr || out_->n == kMaxBatch) {
+      Node* n = pool_->empty_.Pop();
+      if (n == nullptr) return false;
+      n->n = 0;
+      n->next.store(out_, std::memory_order_relaxed);
+      out_ = n;
     }
     out_->items[out_->n++] = stack;
-    if (out_->n == kMaxBatch) Flush();
     return true;
   }
 
-  // Pushes the partial batch, if any (kept, with `to` null).
-  void Flush() {
-    if (out_ == nullptr) return;
-    if (to_ != nullptr) {
-      pool_->stacks_.fetch_add(out_->n, std::memory_order_relaxed);
-      to_->Push(out_);
-    } else {
-      out_->next.store(kept_, std::memory_order_relaxed);
-      kept_ = out_;
-    }
-    out_ = nullptr;
-  }
-
-  // The batches kept (with `to` null), linked by next; the caller owns them.
+  // The nodes held, linked by next; the caller owns them.
   Node* Take() {
-    Flush();
-    Node* k = kept_;
-    kept_ = nullptr;
-    return k;
+    Node* n = out_;
+    out_ = nullptr;
+    return n;
   }
 
-  // Flushes, then gives every spare node back to the pool's empty list.
-  ~Batcher() {
-    Flush();
-    for (Node* list : {spare_, kept_}) {
-      while (list != nullptr) {
-        Node* n = list;
-        list = n->next.load(std::memory_order_relaxed);
-        pool_->empty_.Push(n);
-      }
+  ~Holder() {
+    while (out_ != nullptr) {
+      Node* n = out_;
+      out_ = n->next.load(std::memory_order_relaxed);
+      pool_->empty_.Push(n);
     }
   }
 
  private:
   StackPool* const pool_;
-  NodeStack* const to_;
-  Node* spare_ = nullptr;
   Node* out_ = nullptr;
-  Node* kept_ = nullptr;
 };
 
-// Returns a chunk whose every slot is free to the OS and offers it for reuse;
-// false, changing nothing, if the OS kept its pages (they are locked).
+// Returns a chunk whose every slot is free to the OS and links it on *done,
+// to be offered for reuse once the pass ends; false, changing nothing, if
+// the OS kept its pages (they are locked).
 // REQUIRES: no slot of rec is in a batch any more.
-bool StackPool::ReleaseChunk(ChunkRecord* rec, ScavengeResult* r) {
+bool StackPool::ReleaseChunk(ChunkRecord* rec, ScavengeResult* r,
+                             ChunkRecord** done) {
   if (!SysUnused(reinterpret_cast<void*>(rec->base.load()), rec->bytes)) {
     return false;
   }
@@ -181,9 +155,8 @@ bool StackPool::ReleaseChunk(ChunkRecord* rec, ScavengeResult* r) {
   stranded_.fetch_sub(stranded, std::memory_order_relaxed);
   r->chunk_stacks += rec->nslots;
   ++r->chunks_released;
-  // Only now, with its pages gone, may another M carve it again.
-  released_count_.fetch_add(1, std::memory_order_relaxed);
-  released_[rec->guard != 0 ? 1 : 0].Push(rec);
+  rec->pool_link.store(*done, std::memory_order_relaxed);
+  *done = rec;
   return true;
 }
 
@@ -202,16 +175,30 @@ void StackPool::ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r) {
   ++r->stacks_released;
 }
 
+// Puts batch n back (into `to`), or its node into the empty list if it
+// holds no stack any more.
+void StackPool::PutBack(Node* n, NodeStack* to) {
+  if (n->n == 0) {
+    empty_.Push(n);
+    return;
+  }
+  stacks_.fetch_add(n->n, std::memory_order_relaxed);
+  to->Push(n);
+}
+
 // A pass never takes the pool's batches all at once: while it ran, refills
-// would find the pool empty and carve new chunks (peak memory rose 1.5-2.5x
+// would find the pool empty and carve new chunks (peak memory rose 1.5x
 // with a scavenger preempted mid-pass on a loaded machine). It takes one
 // batch at a time, from full_ and from the batches the last pass put back;
 // holds aside the stacks of chunks that may be wholly free (every slot in
-// the pool, by ChunkRecord::pool_slots); puts every other stack back, in
-// the other list, so it never meets a batch twice, after returning its
-// pages if release_stacks. A chunk whose stacks it then holds all (with
-// the stranded ones) goes back to the OS; the held stacks of the rest go
-// back to the pool.
+// the pool, by ChunkRecord::pool_slots) and releases a chunk the moment it
+// holds all of them (with the stranded ones); puts the batch back with
+// every other stack, in the other list, so it never meets a batch twice,
+// after returning their pages if release_stacks. At the end the held
+// stacks of chunks not released go back to the pool, and the released
+// chunks are offered for reuse: until then their records, and the counts
+// in them, are the pass's alone. Batches are changed in place, nothing
+// copied onto the stack (a G may call this on a 4 KiB stack).
 StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
   ScavengeResult r;
   if (scavenging_.exchange(true, std::memory_order_acquire)) return r;
@@ -225,12 +212,28 @@ StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
     scavenging_.store(false, std::memory_order_release);
     return r;
   }
-  if (candidates && stranded() > 0) CountStranded();
+  // A chunk's scavenge_count: stacks held (and stranded) while below
+  // nslots; then kGone once released, or kKept if the OS refused.
+  constexpr int kGone = -1;
+  constexpr int kKept = -2;
+  ChunkRecord* done = nullptr;  // Released, offered at the end.
+  auto release_if_whole = [&](ChunkRecord* rec) {
+    if (rec->scavenge_count != rec->nslots) return;
+    rec->scavenge_count = ReleaseChunk(rec, &r, &done) ? kGone : kKept;
+  };
+  if (candidates && stranded() > 0) {
+    CountStranded();
+    for (ChunkRecord* rec = chunks_.load(std::memory_order_acquire);
+         rec != nullptr; rec = rec->order_next) {
+      release_if_whole(rec);  // Every slot stranded.
+    }
+  }
   NodeStack* const from[2] = {&full_, &seen_[seen_parity_]};
   seen_parity_ ^= 1;
+  NodeStack* const to = &seen_[seen_parity_];
+  Node* held_nodes;
   {
-    Batcher kept(this, &seen_[seen_parity_]);
-    Batcher held(this, nullptr);
+    Holder held(this);
     for (NodeStack* list : from) {
       // Each batch holds a stack at least: the pass ends even while others
       // keep putting batches in.
@@ -238,62 +241,61 @@ StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
         Node* n = list->Pop();
         if (n == nullptr) break;
         const int count = n->n;
-        void* items[kMaxBatch];
-        memcpy(items, n->items, count * sizeof(void*));
         stacks_.fetch_sub(count, std::memory_order_relaxed);
         r.stacks_examined += count;
-        kept.AddSpare(n);
+        int kept = 0;
         for (int i = 0; i < count; ++i) {
-          const auto a = reinterpret_cast<uintptr_t>(items[i]);
+          void* stack = n->items[i];
+          const auto a = reinterpret_cast<uintptr_t>(stack);
           ChunkRecord* rec = map_->Lookup(a);
           STACKALLOC_CHECK(rec != nullptr && rec->order == order_);
-          STACKALLOC_CHECK_LT(rec->scavenge_count, rec->nslots);
+          // A stack twice in the pool, or of a chunk already decided.
+          STACKALLOC_CHECK(rec->scavenge_count >= 0 &&
+                           rec->scavenge_count < rec->nslots);
           if (candidates &&
               rec->pool_slots.load(std::memory_order_relaxed) == rec->nslots &&
-              held.Append(items[i])) {
+              held.Append(stack)) {
             ++rec->scavenge_count;
+            release_if_whole(rec);
             continue;
           }
           if (release_stacks) ReleaseStack(rec, rec->SlotOfStack(a), &r);
-          STACKALLOC_CHECK(kept.Append(items[i]));  // Its node is a spare.
+          n->items[kept++] = stack;
         }
+        n->n = kept;
+        PutBack(n, to);
       }
     }
-    // Held stacks of chunks not wholly held go back; their nodes first
-    // become spares, so there is a node for each.
-    for (Node* n = held.Take(); n != nullptr;) {
-      Node* next = n->next.load(std::memory_order_relaxed);
-      const int count = n->n;
-      void* items[kMaxBatch];
-      memcpy(items, n->items, count * sizeof(void*));
-      kept.AddSpare(n);
-      for (int i = 0; i < count; ++i) {
-        const auto a = reinterpret_cast<uintptr_t>(items[i]);
-        ChunkRecord* rec = map_->Lookup(a);
-        if (rec->scavenge_count == rec->nslots) continue;  // Goes whole.
-        if (release_stacks) ReleaseStack(rec, rec->SlotOfStack(a), &r);
-        STACKALLOC_CHECK(kept.Append(items[i]));
-      }
-      n = next;
+    held_nodes = held.Take();
+  }
+  // Held stacks of released chunks leave their nodes; the rest go back.
+  while (held_nodes != nullptr) {
+    Node* n = held_nodes;
+    held_nodes = n->next.load(std::memory_order_relaxed);
+    int kept = 0;
+    for (int i = 0; i < n->n; ++i) {
+      void* stack = n->items[i];
+      const auto a = reinterpret_cast<uintptr_t>(stack);
+      ChunkRecord* rec = map_->Lookup(a);
+      if (rec->scavenge_count == kGone) continue;
+      if (release_stacks) ReleaseStack(rec, rec->SlotOfStack(a), &r);
+      n->items[kept++] = stack;
     }
-    kept.Flush();
-    // Every chunk held whole goes back to the OS; one the OS refuses to
-    // take goes back to the pool. Counts are reset before a release, since
-    // another thread may take the released record at once.
-    for (ChunkRecord* rec = chunks_.load(std::memory_order_acquire);
-         rec != nullptr; rec = rec->order_next) {
-      const bool whole = rec->scavenge_count == rec->nslots;
-      rec->scavenge_count = 0;
-      if (!whole || ReleaseChunk(rec, &r)) continue;
-      for (int i = 0; i < rec->nslots; ++i) {
-        const SlotState s = rec->State(i);
-        if (s == SlotState::kPooled || s == SlotState::kReleased) {
-          STACKALLOC_CHECK(
-              kept.Append(reinterpret_cast<void*>(rec->StackAt(i))));
-        }
-      }
-    }
-  }  // The batcher pushes its last batch and gives its spare nodes back.
+    n->n = kept;
+    PutBack(n, to);
+  }
+  for (ChunkRecord* rec = chunks_.load(std::memory_order_acquire);
+       rec != nullptr; rec = rec->order_next) {
+    rec->scavenge_count = 0;
+  }
+  // Only now, with their pages gone and the pass done with their records,
+  // may another M carve them again.
+  while (done != nullptr) {
+    ChunkRecord* rec = done;
+    done = rec->pool_link.load(std::memory_order_relaxed);
+    released_count_.fetch_add(1, std::memory_order_relaxed);
+    released_[rec->guard != 0 ? 1 : 0].Push(rec);
+  }
   released_stacks_.fetch_sub(r.chunk_stacks_were_released,
                              std::memory_order_relaxed);
   scavenging_.store(false, std::memory_order_release);

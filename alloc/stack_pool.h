@@ -123,13 +123,14 @@ class StackPool {
   using NodeStack = LockFreeStack<Node, &Node::next>;
   using ChunkStack = LockFreeStack<ChunkRecord, &ChunkRecord::pool_link>;
 
-  class Batcher;
+  class Holder;
 
   Node* NewNode(int64_t* meta_sys);
   // Scavenge's parts.
   void CountStranded();
-  bool ReleaseChunk(ChunkRecord* rec, ScavengeResult* r);
+  bool ReleaseChunk(ChunkRecord* rec, ScavengeResult* r, ChunkRecord** done);
   void ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r);
+  void PutBack(Node* n, NodeStack* to);
 
   const int order_;
   ChunkMap* const map_;
