@@ -23,6 +23,7 @@
 #include "stack/parameters.h"
 #include "stack/scavenge.h"
 #include "stack/stack_cache.h"
+#include "stack/usage.h"
 
 namespace stackalloc {
 namespace {
@@ -203,6 +204,22 @@ bool FindStack(const void* p, void** lo, size_t* size) {
   if (rec == nullptr || !rec->ReadStackHolding(a, &stack, size)) return false;
   *lo = reinterpret_cast<void*>(stack);
   return true;
+}
+
+StackUsage ReadStackUsage() {
+  StackUsage u;
+  internal::TakeCensus(&u);
+  return u;
+}
+
+size_t FormatStackUsage(char* buf, size_t size) {
+  StackUsage u;  // About 19 KiB, on the caller's stack: nothing allocated.
+  internal::TakeCensus(&u);
+  return internal::FormatUsage(u, buf, size);
+}
+
+size_t FormatStackUsage(const StackUsage& usage, char* buf, size_t size) {
+  return internal::FormatUsage(usage, buf, size);
 }
 
 }  // namespace stackalloc
