@@ -189,8 +189,8 @@ struct LargeStackUsage {
 struct StackUsage {
   StackOrderUsage orders[kNumStackOrders];
   LargeStackUsage large;
-  // What the census cost: chunks (and large stacks) it read, and the
-  // system calls it made to read them (mincore()).
+  // What the census cost: chunks holding stacks (and large stacks) it read,
+  // and the system calls it made to read them (mincore()).
   uint64_t chunks = 0;
   uint64_t system_calls = 0;
 };

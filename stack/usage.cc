@@ -50,7 +50,6 @@ class Census {
       at = l.base > granule ? granule + kChunkGranule
                             : GranuleRoundUp(l.base + l.bytes);
       if (l.base != granule) continue;  // Not its first granule.
-      ++u_->chunks;
       if (l.order == ChunkRecord::kLargeOrder) {
         CountLarge(*rec, l, seq);
       } else if (l.order >= 0 && l.order < kNumStackOrders) {
@@ -111,6 +110,14 @@ class Census {
                   const ChunkRecord::Layout& l) {
     StackOrderUsage& o = u_->orders[l.order];
     const size_t pages = l.stack_size / kPageSize;
+    // A chunk released whole (every slot uncarved) holds no stack: not
+    // read, unless a run read for its neighbours covers it.
+    bool any = false;
+    for (int i = 0; i < l.nslots && !any; ++i) {
+      any = rec.State(i) != SlotState::kUncarved;
+    }
+    if (!any) return;
+    ++u_->chunks;
     const bool read = Window(map, l);
     for (int i = 0; i < l.nslots; ++i) {
       const SlotState s = rec.State(i);
@@ -136,6 +143,7 @@ class Census {
   void CountLarge(const ChunkRecord& rec, const ChunkRecord::Layout& l,
                   uint32_t seq) {
     if (!HandedOut(rec.State(0)) || !rec.StillLaidOut(seq)) return;
+    ++u_->chunks;
     unsigned char v = 0;
     ++u_->system_calls;
     const bool read = residency_source.load(std::memory_order_relaxed)(

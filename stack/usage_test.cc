@@ -309,6 +309,28 @@ TEST(CensusTest, SystemCallsGrowWithRunsOfChunksNotStacks) {
   for (void* p : stacks) stackfree(p, kFixedStack);
 }
 
+// A chunk ScavengeStacks() released whole holds no stack: the census
+// neither reads nor counts it (before, every released chunk cost a place in
+// a run and counted in chunks).
+TEST(CensusTest, ChunksReleasedWholeAreNotRead) {
+  constexpr int kOrder = 2;
+  constexpr size_t kSize = OrderStackSize(kOrder);
+  constexpr int kChunks = 40;
+  const int per_chunk = StackallocTestPeer::ChunkStacks(kOrder);
+  ScavengeStacks();  // The pool empty: what follows is carved anew.
+  std::vector<void*> stacks(kChunks * per_chunk + 2 * kStackCacheMax);
+  for (void*& p : stacks) p = stackalloc(kSize);
+  const StackUsage held = ReadStackUsage();
+  for (void* p : stacks) stackfree(p, kSize);
+  ScavengeStacks();
+  const StackUsage after = ReadStackUsage();
+  ExpectConsistent(after);
+  // Every full chunk went back but the carver's, which is partly carved.
+  EXPECT_GE(held.chunks - after.chunks, static_cast<uint64_t>(kChunks - 1));
+  EXPECT_LE(after.orders[kOrder].stacks + kChunks * per_chunk,
+            held.orders[kOrder].stacks);
+}
+
 // Threads allocate, touch and free stacks of every order while others take
 // censuses: each census holds together, and once they stop it is exact.
 TEST(CensusTest, WhileOtherThreadsAllocateAndFree) {
