@@ -69,7 +69,9 @@ void Start(const Options& options);
 // until every M is idle and no G is queued. Dies on a G or an M's g0.
 void Wait();
 // Wait(), then ends the Ms and joins their threads; dead Gs' stacks go back
-// to the StackSource. Dies on a G or an M's g0.
+// to the StackSource. Then, if Options::print_stack_usage or the environment
+// variable STACKALLOC_STACK_USAGE asks, prints the stack census's table to
+// stderr (without allocating). Dies on a G or an M's g0.
 void Stop();
 // Statistics of the running or last stopped runtime.
 ProcStats ReadProcStats();

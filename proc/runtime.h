@@ -88,6 +88,7 @@ class Runtime {
   explicit Runtime(const Options& options);
   ~Runtime();
   void StartMs();  // Starts the Ms' threads.
+  const Options& options() const { return options_; }
   ProcStats Read() const;
   // The runtime's locks, in order, held across fork(). Unchecked: the Ms'
   // note locks are taken in a loop, which the analysis cannot follow.
