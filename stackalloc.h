@@ -227,6 +227,28 @@ StackUsage ReadStackUsage();
 size_t FormatStackUsage(char* buf, size_t size);
 size_t FormatStackUsage(const StackUsage& usage, char* buf, size_t size);
 
+// --- Wiping stacks between users --------------------------------------------
+//
+// Whether every stack stackalloc hands out is free of its earlier users'
+// bytes (default: false): with true, every byte of a stack reads as zero
+// when it is handed out. The cost follows the pages its users touched, not
+// the stack's size: a stack of one page (4 KiB) has it zeroed; a larger one
+// costs one mincore() and a memset of its resident pages (those its users
+// touched since its slot last returned its memory, the census's depth), and
+// its other pages are left as they are (zero, and not resident). Stacks
+// above 1 MiB are a fresh mapping each: zero at no cost. While on, the
+// fast paths pass every call to the slow path (the M's caches are bypassed,
+// as off g0), so wiping costs the fast paths nothing while off; see
+// README, "How deep do my fibers go", for the measured cost.
+//
+// Returns the previous setting. The calling thread, and every thread that
+// takes an M from then on, follows the new one at once; a thread already
+// bound to an M follows it at its next slow path or G switch (M::set_curg),
+// so call it at start-up, before other threads take stacks, for every
+// stack to be wiped. Thread-safe; not async-signal-safe.
+bool SetStackWipe(bool on);
+bool StackWipe();
+
 }  // namespace stackalloc
 
 #endif  // STACKALLOC_H_
