@@ -147,6 +147,9 @@ class Runtime {
 
   const Options options_;
   const int nprocs_;
+  // StackWipe() at Start: a dead G then gives its stack back rather than
+  // keep it for the next G that takes its record.
+  const bool wipe_stacks_;
   std::vector<std::unique_ptr<P>> allp_;
   std::vector<std::thread> threads_;
 
