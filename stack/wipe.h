@@ -9,11 +9,12 @@
 // finds them mapped. A stack of one page is zeroed without asking: its user
 // touched it (its first frame is there), and the next user will.
 //
-// Measured against MADV_DONTNEED of the whole stack, which costs the kernel
-// only the resident pages but makes the next user fault each page back in
-// (and shoots down the other cores' TLBs): mincore and memset cost 3-70x
-// less at every size and depth on the development VM
-// (//testing/perf:wipe_strategy_benchmark, docs/tuning.md).
+// Measured against MADV_DONTNEED of the whole stack, which frees the
+// touched pages but makes the next user fault each one back in (and shoots
+// down the other cores' TLBs): mincore and memset cost less at every size
+// and depth on the development VM, 1.8-3.7x with one page touched and
+// 7-43x with every page (//testing/perf:wipe_strategy_benchmark,
+// docs/tuning.md).
 
 #ifndef STACK_WIPE_H_
 #define STACK_WIPE_H_
