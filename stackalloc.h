@@ -30,6 +30,7 @@
 #define STACKALLOC_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "base/stack_sizes.h"
 
@@ -152,6 +153,109 @@ void SetGuardMappingBudget(size_t mappings);
 // record may be rewritten as it is read: a seqlock). Lock-free, never
 // allocates, async-signal-safe.
 bool FindStack(const void* p, void** lo, size_t* size);
+
+// --- How deep stacks go: the census ---------------------------------------
+//
+// The allocator never writes into a stack, so a stack's resident pages are
+// exactly the pages its users touched since its slot last returned its
+// memory to the OS (a fresh chunk, ScavengeStacks()); stacks grow down, so
+// its lowest resident page is how deep it has gone. The census reads that
+// for every stack with one mincore() per run of neighbouring chunks (up to
+// 16 MiB of them), not per stack, and adds nothing to the fast paths.
+
+// The most pages a stack of an order has (1 MiB / 4 KiB): the census counts
+// depths 0 to kMaxStackPages.
+inline constexpr size_t kMaxStackPages = kMaxOrderStack / kPageSize;
+
+// One order's stacks (MemStats::orders' indexing). Counts of stacks.
+struct StackOrderUsage {
+  uint64_t stack_size = 0;  // Bytes of each stack of the order.
+  // Stacks of the order that exist: handed out, or free in a cache or pool.
+  uint64_t stacks = 0;
+  uint64_t handed_out = 0;  // Of those, handed out and not freed.
+  // Stacks whose lowest page, the one next to the guard, was touched: one
+  // more page and they would have overflowed (depth[stack_size / 4096]).
+  uint64_t near_overflow = 0;
+  // Stacks whose pages could not be read (mincore() refused): counted in
+  // stacks and handed_out, in no depth and not in near_overflow. 0 unless
+  // the kernel failed us.
+  uint64_t unread = 0;
+  // depth[i], for i from 0 to stack_size / 4096: stacks whose deepest
+  // touched page is exactly the i-th page below their top (i == 0: never
+  // touched). Entries past stack_size / 4096 stay 0.
+  uint64_t depth[kMaxStackPages + 1] = {};
+};
+
+// The stacks above 1 MiB (a mapping each); every one is handed out.
+struct LargeStackUsage {
+  uint64_t stacks = 0;
+  uint64_t handed_out = 0;
+  uint64_t near_overflow = 0;  // Lowest page touched.
+  uint64_t unread = 0;         // As in StackOrderUsage.
+};
+
+struct StackUsage {
+  StackOrderUsage orders[kNumStackOrders];
+  LargeStackUsage large;
+  // What the census cost: chunks holding stacks (and large stacks) it read,
+  // and the system calls it made to read them (mincore()).
+  uint64_t chunks = 0;
+  uint64_t system_calls = 0;
+};
+
+// Takes the census of every stack: for each order, how many stacks exist,
+// are handed out, and have gone how deep (at page granularity: a stack
+// whose users touched its top d pages is counted in depth[d]; a stack whose
+// pages ScavengeStacks() returned counts from 0 again), and the same counts
+// (but depth) for stacks above 1 MiB. "Deepest touched" is since the slot
+// last returned its pages, so the several users of one slot count as the
+// deepest of them. Pages written and pages only read count alike; a page
+// the OS swapped out reads as untouched, and with SetStackHugePages(true) a
+// touch may bring in a whole huge page.
+//
+// Any thread, any time, on any stack, also in a signal handler or a crash
+// reporter: lock-free, never allocates, never writes into a stack; a
+// system call per run of up to 16 MiB of neighbouring chunks, and one per
+// large stack. Exact when no thread allocates or frees meanwhile. While
+// stacks move, every stack that exists throughout is counted exactly once,
+// with the pages it had touched when its chunk was read; a stack carved,
+// freed above 1 MiB, or released with its chunk meanwhile may be counted or
+// not, and handed_out mixes moments as ReadMemStats() does (never above
+// stacks). The returned object is about 19 KiB.
+StackUsage ReadStackUsage();
+
+// Writes a short table of the census into buf (at most size bytes, always
+// NUL-terminated when size > 0) without allocating: per order in use, its
+// stacks, how many are handed out and were touched, the 50th and 99th
+// percentile and the deepest depth in KiB (of the stacks touched),
+// near_overflow, and the smallest order that would have held the 99.9th
+// percentile and the deepest stack with one page to spare; then the stacks
+// above 1 MiB. Returns the length of the whole text (as snprintf: more than
+// size - 1 means it was cut). The first form takes a census itself.
+size_t FormatStackUsage(char* buf, size_t size);
+size_t FormatStackUsage(const StackUsage& usage, char* buf, size_t size);
+
+// --- Wiping stacks between users --------------------------------------------
+//
+// Whether every stack stackalloc hands out is free of its earlier users'
+// bytes (default: false): with true, every byte of a stack reads as zero
+// when it is handed out. The cost follows the pages its users touched, not
+// the stack's size: a stack of one page (4 KiB) has it zeroed; a larger one
+// costs one mincore() and a memset of its resident pages (those its users
+// touched since its slot last returned its memory, the census's depth), and
+// its other pages are left as they are (zero, and not resident). Stacks
+// above 1 MiB are a fresh mapping each: zero at no cost. While on, the
+// fast paths pass every call to the slow path (the M's caches are bypassed,
+// as off g0), so wiping costs the fast paths nothing while off; see
+// README, "How deep do my fibers go", for the measured cost.
+//
+// Returns the previous setting. The calling thread, and every thread that
+// takes an M from then on, follows the new one at once; a thread already
+// bound to an M follows it at its next slow path or G switch (M::set_curg),
+// so call it at start-up, before other threads take stacks, for every
+// stack to be wiped. Thread-safe; not async-signal-safe.
+bool SetStackWipe(bool on);
+bool StackWipe();
 
 }  // namespace stackalloc
 

@@ -87,6 +87,24 @@ bool ChunkRecord::ReadGuardHolding(uintptr_t a, uintptr_t* lo,
   return true;
 }
 
+bool ChunkRecord::ReadLayout(Layout* l, uint32_t* read_seq) const {
+  const uint32_t s = ReadBegin();
+  l->base = base;
+  l->bytes = bytes;
+  l->stack_size = stack_size;
+  l->slot_size = slot_size;
+  l->guard = guard;
+  l->nslots = nslots;
+  l->order = order;
+  // A record never laid out (bytes 0) has no chunk to read.
+  if (!ReadValid(s) || l->bytes == 0 || l->nslots <= 0 ||
+      l->nslots > kMaxSlots) {
+    return false;
+  }
+  *read_seq = s;
+  return true;
+}
+
 namespace {
 
 bool InPool(SlotState s) {

@@ -104,6 +104,24 @@ struct alignas(64) ChunkRecord {
   bool ReadStackHolding(uintptr_t a, uintptr_t* lo, size_t* size) const;
   bool ReadGuardHolding(uintptr_t a, uintptr_t* lo, size_t* size) const;
 
+  // The whole layout, for the same readers (the census, which walks every
+  // record): true, with a copy in *l and the sequence it was read under in
+  // *read_seq, if the record kept one layout throughout; StillLaidOut(that)
+  // says whether it still has that layout (and so whether slot states read
+  // in between were this layout's). Lock-free, async-signal-safe.
+  struct Layout {
+    uintptr_t base;
+    size_t bytes;
+    size_t stack_size;
+    size_t slot_size;
+    size_t guard;
+    int nslots;
+    int order;
+    uintptr_t StackAt(int i) const { return base + i * slot_size + guard; }
+  };
+  bool ReadLayout(Layout* l, uint32_t* read_seq) const;
+  bool StillLaidOut(uint32_t read_seq) const { return ReadValid(read_seq); }
+
   uintptr_t StackAt(int i) const { return base + i * slot_size + guard; }
 
   // Index of the slot whose stack starts exactly at v, or -1.

@@ -54,4 +54,26 @@ void ChunkMap::Clear(const ChunkRecord* rec) {
   }
 }
 
+const ChunkRecord* ChunkMap::NextEntry(uintptr_t from,
+                                       uintptr_t* granule) const {
+  constexpr uintptr_t kKeys = uintptr_t{1} << (kRootBits + kLeafBits);
+  uintptr_t key = from >> kGranuleShift;
+  while (key < kKeys) {
+    const Leaf* leaf = root_[key >> kLeafBits].load(std::memory_order_acquire);
+    const uintptr_t leaf_end = ((key >> kLeafBits) + 1) << kLeafBits;
+    if (leaf != nullptr) {
+      for (; key < leaf_end; ++key) {
+        const ChunkRecord* rec =
+            leaf->entry[key & (kLeafSize - 1)].load(std::memory_order_acquire);
+        if (rec != nullptr) {
+          *granule = key << kGranuleShift;
+          return rec;
+        }
+      }
+    }
+    key = leaf_end;
+  }
+  return nullptr;
+}
+
 }  // namespace stackalloc

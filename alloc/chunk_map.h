@@ -51,6 +51,17 @@ class ChunkMap {
         static_cast<const ChunkMap*>(this)->Lookup(a));
   }
 
+  // For a walk over every chunk in address order (the stack census): the
+  // record of the first granule at or after the one holding `from` that
+  // has an entry, with that granule's address in *granule; nullptr if no
+  // granule after it has one. A walk skips a record's other granules itself
+  // (from = the chunk's end rounded up to a granule). A chunk set or cleared
+  // during the walk may be seen or not; a record seen may be rewritten
+  // meanwhile (a large stack's: read its layout with ChunkRecord::ReadLayout).
+  // Visits only leaves that exist: the walk costs one load per root entry and
+  // per granule of every leaf. Lock-free, never allocates, async-signal-safe.
+  const ChunkRecord* NextEntry(uintptr_t from, uintptr_t* granule) const;
+
  private:
   static constexpr int kGranuleShift = 17;  // log2(kChunkGranule)
   static constexpr int kAddressBits = 47;

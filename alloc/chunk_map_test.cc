@@ -87,6 +87,62 @@ TEST(ChunkRecordTest, TransitionsKeepFlagsAndReportWhatTheyFound) {
   EXPECT_EQ(rec.State(0), SlotState::kUncarved);
 }
 
+// A walk in address order finds each chunk at its first granule, skips the
+// rest of it when told to (from = its end rounded up to a granule), and
+// passes over roots that have no leaf.
+// The first granule after r's chunk.
+uintptr_t End(const ChunkRecord& r) {
+  return (r.base + r.bytes + kChunkGranule - 1) & ~(kChunkGranule - 1);
+}
+
+TEST(ChunkMapTest, NextEntryWalksEveryChunkInAddressOrder) {
+  static ChunkMap map;
+  static ChunkRecord a, b, c;
+  const uintptr_t leaf0 = uintptr_t{0x5100} << 32;
+  Fill(&a, leaf0, 40);                     // Three granules.
+  Fill(&b, leaf0 + 3 * kChunkGranule, 8);  // Right after a.
+  Fill(&c, uintptr_t{0x5300} << 32, 2);    // Under another root entry.
+  int64_t meta = 0;
+  for (ChunkRecord* r : {&c, &a, &b}) ASSERT_TRUE(map.Set(r, &meta));
+  std::vector<const ChunkRecord*> seen;
+  std::vector<uintptr_t> at;
+  uintptr_t from = 0, g = 0;
+  while (const ChunkRecord* r = map.NextEntry(from, &g)) {
+    seen.push_back(r);
+    at.push_back(g);
+    from = End(*r);
+  }
+  EXPECT_EQ(seen, (std::vector<const ChunkRecord*>{&a, &b, &c}));
+  EXPECT_EQ(at, (std::vector<uintptr_t>{a.base, b.base, c.base}));
+  // From inside a chunk: its next granule.
+  EXPECT_EQ(map.NextEntry(a.base + kChunkGranule + 5, &g), &a);
+  EXPECT_EQ(g, a.base + kChunkGranule);
+  EXPECT_EQ(map.NextEntry(End(c), &g), nullptr);
+  map.Clear(&b);
+  EXPECT_EQ(map.NextEntry(End(a), &g), &c);
+  map.Clear(&a);
+  map.Clear(&c);
+}
+
+TEST(ChunkRecordTest, ReadLayoutCopiesALaidOutRecordOnly) {
+  ChunkRecord rec;
+  ChunkRecord::Layout l;
+  uint32_t seq;
+  EXPECT_FALSE(rec.ReadLayout(&l, &seq));  // Never laid out.
+  Fill(&rec, 0x100000, 4);
+  rec.order = 0;
+  ASSERT_TRUE(rec.ReadLayout(&l, &seq));
+  EXPECT_EQ(l.base, 0x100000u);
+  EXPECT_EQ(l.bytes, 4u * 8192);
+  EXPECT_EQ(l.StackAt(3), rec.StackAt(3));
+  EXPECT_TRUE(rec.StillLaidOut(seq));
+  rec.BeginRewrite();  // Odd: a reader takes nothing now.
+  EXPECT_FALSE(rec.StillLaidOut(seq));
+  EXPECT_FALSE(rec.ReadLayout(&l, &seq));
+  rec.EndRewrite();
+  ASSERT_TRUE(rec.ReadLayout(&l, &seq));
+}
+
 // Many threads map and unmap their own chunks while readers look up every
 // chunk: a reader never sees another chunk's record for an address.
 TEST(ChunkMapTest, ConcurrentSetClearAndLookup) {

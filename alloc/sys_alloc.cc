@@ -71,6 +71,14 @@ bool SysUnused(void* v, size_t n) {
   return madvise(v, RoundUpToPage(n), MADV_DONTNEED) == 0;
 }
 
+bool SysResidency(const void* v, size_t n, unsigned char* vec) {
+  if (n == 0 || n > kMaxResidencyPages * kPageSize) return false;
+  if (mincore(const_cast<void*>(v), n, vec) != 0) return false;
+  // Only bit 0 means anything; the others are reserved.
+  for (size_t i = 0; i < n / kPageSize; ++i) vec[i] &= 1;
+  return true;
+}
+
 void SetHugePages(bool on) { huge_pages.store(on, std::memory_order_relaxed); }
 
 bool HugePages() { return huge_pages.load(std::memory_order_relaxed); }

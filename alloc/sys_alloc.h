@@ -44,6 +44,16 @@ bool SysNewMappingsLocked();
 // their contents.
 [[nodiscard]] bool SysUnused(void* v, size_t n);
 
+// Which pages of [v, v + n) are resident (mincore): sets vec[i] to 1 for
+// each page i whose page-table entry maps memory, 0 for the others (never
+// touched, returned by SysUnused, swapped out, or a guard marker), for
+// n / kPageSize pages. v and n must be page-aligned, n at most
+// kMaxResidencyPages pages. False, vec unspecified, if mincore() refused
+// (part of the range is not mapped: ENOMEM; the kernel could not get a page
+// of its own: EAGAIN). Never allocates; async-signal-safe.
+inline constexpr size_t kMaxResidencyPages = 4096;
+[[nodiscard]] bool SysResidency(const void* v, size_t n, unsigned char* vec);
+
 // Whether memory mapped from now on for stacks may be backed by transparent
 // huge pages. Default false: a fiber that touches a few KiB of its stack
 // then costs a few KiB, not 2 MiB, even where huge pages are `always`.

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "base/sanitizers.h"
 #include "gtest/gtest.h"
@@ -74,6 +75,34 @@ TEST(SysAllocTest, LockedPagesAreNotReleased) {
   EXPECT_TRUE(SysUnused(p, kPageSize));
   EXPECT_EQ(p[0], 0);
   EXPECT_TRUE(SysFree(p, kPageSize));
+}
+
+// Residency is what was touched since the pages were last returned: a write
+// and a read each make a page resident, SysUnused makes it not; a range with
+// a hole in it is refused, and so is one larger than the vector allows.
+TEST(SysAllocTest, ResidencyIsWhatWasTouchedSinceLastReturned) {
+  auto* p = static_cast<unsigned char*>(SysAlloc(4 * kPageSize));
+  ASSERT_NE(p, nullptr);
+  unsigned char vec[4] = {9, 9, 9, 9};
+  ASSERT_TRUE(SysResidency(p, 4 * kPageSize, vec));
+  EXPECT_EQ((std::vector<int>{vec[0], vec[1], vec[2], vec[3]}),
+            (std::vector<int>{0, 0, 0, 0}));
+  p[kPageSize] = 1;
+  EXPECT_EQ(static_cast<volatile unsigned char*>(p)[3 * kPageSize + 7], 0);
+  ASSERT_TRUE(SysResidency(p, 4 * kPageSize, vec));
+  EXPECT_EQ((std::vector<int>{vec[0], vec[1], vec[2], vec[3]}),
+            (std::vector<int>{0, 1, 0, 1}));
+  ASSERT_TRUE(SysUnused(p + kPageSize, kPageSize));
+  ASSERT_TRUE(SysResidency(p, 4 * kPageSize, vec));
+  EXPECT_EQ((std::vector<int>{vec[0], vec[1], vec[2], vec[3]}),
+            (std::vector<int>{0, 0, 0, 1}));
+  ASSERT_TRUE(SysFree(p + 2 * kPageSize, kPageSize));  // A hole.
+  EXPECT_FALSE(SysResidency(p, 4 * kPageSize, vec));
+  EXPECT_TRUE(SysResidency(p, 2 * kPageSize, vec));
+  EXPECT_FALSE(SysResidency(p, 0, vec));
+  EXPECT_FALSE(SysResidency(p, (kMaxResidencyPages + 1) * kPageSize, vec));
+  EXPECT_TRUE(SysFree(p, 2 * kPageSize));
+  EXPECT_TRUE(SysFree(p + 3 * kPageSize, kPageSize));
 }
 
 // At vm.max_map_count, unmapping the middle of a mapping needs one mapping

@@ -201,6 +201,12 @@ bool Runtime::Serve(P* p, ProcG* g) {
       FreeSegcache(g, options_.stack_source);  // Only live Gs keep any.
       // Frames that never returned leave ASan redzones behind.
       sanitizer::UnpoisonMemory(g->stack, kFixedStack);
+      if (wipe_stacks_) {
+        // Stacks are wiped between users: the next G on this record gets
+        // its stack from the source (stackalloc wipes it), not this one.
+        options_.stack_source.free(g->stack, kFixedStack);
+        g->stack = nullptr;
+      }
       if (sanitizer::kTsan) {
         if (p->nfibers < kFiberCache) {
           p->fibers[p->nfibers++] = g->tsan_fiber;

@@ -8,11 +8,15 @@
 // runs next on the spawner's M, when the spawner yields or returns.
 //
 // Stacks: a G starts on a kFixedStack stack from Options::stack_source
-// (stackalloc by default). Stacks are allocated and freed on g0 (an M's
-// scheduler stack) only: stackalloc called on a G dies ("stackalloc not on
-// scheduler stack"); run such code with Systemstack(). A G's stack does not
-// grow by itself: code may use kStackGuard bytes below its last check, and
-// asks for more with WithStack(n, f).
+// (stackalloc by default). A dead G's record keeps its stack for the next G
+// that takes the record (as Go's do), unless stacks are wiped
+// (stackalloc::StackWipe() when Start is called): then each G's stack goes
+// back to the source as the G ends, and the next G's comes from it, wiped.
+// Stacks are allocated and freed on g0 (an M's scheduler stack) only:
+// stackalloc called on a G dies ("stackalloc not on scheduler stack"); run such
+// code with Systemstack(). A G's stack does not grow by itself: code may use
+// kStackGuard bytes below its last check, and asks for more with WithStack(n,
+// f).
 //
 // Contexts and thread-safety: one runtime at a time per process. Start,
 // Wait and Stop come from one controlling thread that is not a G (typically
@@ -69,7 +73,9 @@ void Start(const Options& options);
 // until every M is idle and no G is queued. Dies on a G or an M's g0.
 void Wait();
 // Wait(), then ends the Ms and joins their threads; dead Gs' stacks go back
-// to the StackSource. Dies on a G or an M's g0.
+// to the StackSource. Then, if Options::print_stack_usage or the environment
+// variable STACKALLOC_STACK_USAGE asks, prints the stack census's table to
+// stderr (without allocating). Dies on a G or an M's g0.
 void Stop();
 // Statistics of the running or last stopped runtime.
 ProcStats ReadProcStats();

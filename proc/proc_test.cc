@@ -126,6 +126,55 @@ TEST_F(ProcTest, GRunsOnTheStackItWasGiven) {
   ExpectAllStacksBack();
 }
 
+// A G writes into the bottom of its stack (below every frame) and ends;
+// the next G spawned on its M takes its record, and the same stack. With stacks
+// wiped (StackWipe() at Start) it finds zeros there: the stack went back to
+// stackalloc at the first G's exit and came out wiped. Without, the bytes are
+// still there (the record kept its stack): the test can fail.
+TEST_F(ProcTest, WipedStacksReachTheNextGZeroed) {
+  constexpr size_t kBytes = 64;
+  for (bool wipe : {false, true}) {
+    SCOPED_TRACE(wipe ? "wiped" : "not wiped");
+    const bool was = SetStackWipe(wipe);
+    StartRuntime(1);
+    std::atomic<uintptr_t> first{0}, second{0};
+    std::atomic<size_t> nonzero{kBytes + 1};
+    std::atomic<bool> written{false};
+    // A parent spawns the writer, yields until it has ended, then spawns
+    // the reader, which takes the writer's dead record on this M.
+    Go([&] {
+      Go([&] {
+        const G* g = getm()->curg();
+        first = g->stack_lo;
+        memset(reinterpret_cast<void*>(g->stack_lo), 0xa5, kBytes);
+        written = true;
+      });
+      while (!written) Gosched();
+      Gosched();  // The writer's exit is served on g0 before we resume.
+      Go([&] {
+        const G* g = getm()->curg();
+        second = g->stack_lo;
+        const auto* p = reinterpret_cast<const unsigned char*>(g->stack_lo);
+        size_t n = 0;
+        for (size_t i = 0; i < kBytes; ++i) n += p[i] != 0;
+        nonzero = n;
+      });
+      // Alive until the reader has run: this G's own stack must not be
+      // the one freed last when the reader's is taken.
+      while (nonzero == kBytes + 1) Gosched();
+    });
+    Wait();
+    Stop();
+    SetStackWipe(was);
+    ASSERT_EQ(second.load(), first.load()) << "not the same stack";
+    EXPECT_EQ(nonzero.load(), wipe ? 0 : kBytes);
+    // The writer's stack went back at its exit only when wiped.
+    EXPECT_EQ(pool_log.allocs.load(), wipe ? 3 : 2);
+    ExpectAllStacksBack();
+    SetUp();
+  }
+}
+
 // 100 Gs spawned from main each spawn 99 more from their own stack.
 TEST_F(ProcTest, TenThousandGsFreeEveryStackOnG0) {
   constexpr int kParents = 100;

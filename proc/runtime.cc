@@ -9,13 +9,16 @@
 #include <memory>
 
 #include "proc/types.h"
+#include "stackalloc.h"
 
 namespace stackalloc {
 namespace proc {
 namespace internal {
 
 Runtime::Runtime(const Options& options)
-    : options_(options), nprocs_(options.gomaxprocs) {
+    : options_(options),
+      nprocs_(options.gomaxprocs),
+      wipe_stacks_(StackWipe()) {
   for (int i = 0; i < nprocs_; ++i) {
     allp_.push_back(std::make_unique<P>());
     allp_.back()->id = i;

@@ -88,6 +88,7 @@ class Runtime {
   explicit Runtime(const Options& options);
   ~Runtime();
   void StartMs();  // Starts the Ms' threads.
+  const Options& options() const { return options_; }
   ProcStats Read() const;
   // The runtime's locks, in order, held across fork(). Unchecked: the Ms'
   // note locks are taken in a loop, which the analysis cannot follow.
@@ -146,6 +147,9 @@ class Runtime {
 
   const Options options_;
   const int nprocs_;
+  // StackWipe() at Start: a dead G then gives its stack back rather than
+  // keep it for the next G that takes its record.
+  const bool wipe_stacks_;
   std::vector<std::unique_ptr<P>> allp_;
   std::vector<std::thread> threads_;
 

@@ -40,6 +40,14 @@ struct Options {
   // and given back to stack_source on g0 (the seed's behaviour, which
   // BenchmarkStackGrowth's old/new comparison of pools needs).
   bool segment_cache = true;
+  // At Stop(), once every G has finished and its stacks are back, print the
+  // census of every stack (stackalloc::FormatStackUsage: per order, how deep
+  // the stacks went, and the order that would have held them) to stderr,
+  // without allocating. Also on when the environment variable
+  // STACKALLOC_STACK_USAGE is set to anything but "" or "0" (read at
+  // Stop()), so a program's stack sizes can be checked without rebuilding
+  // it.
+  bool print_stack_usage = false;
 };
 
 // Counters of the running runtime, or of the last one stopped. Exact once

@@ -27,6 +27,10 @@ std::atomic<int32_t> idle_count{0};
 // initialised: usable by another translation unit's static initialisers.
 ABSL_CONST_INIT StackCaches closed_caches;
 
+// BypassCaches()'s setting. seq_cst, as every store of an M's g0_caches_:
+// see M::SyncBypass.
+ABSL_CONST_INIT std::atomic<bool> caches_bypassed{false};
+
 // Bounds of the calling thread's own stack, for its g0.
 void ThreadStackBounds(G* g) {
   pthread_attr_t attr;
@@ -252,7 +256,37 @@ StackCaches* ClosedStackCaches() { return &closed_caches; }
 void M::set_curg(G* g) {
   STACKALLOC_DCHECK(internal::tls_m == this);
   curg_ = g;
-  internal::tls_stackcache = g == &g0_ ? &mcache.stackcache : &closed_caches;
+  internal::tls_stackcache =
+      g == &g0_ ? g0_caches_.load(std::memory_order_relaxed) : &closed_caches;
+}
+
+void M::SyncBypass() {
+  // The last store of g0_caches_ in the total order was followed by a load
+  // of the setting that found what it stored; a call that changed the
+  // setting after that load stores g0_caches_ again afterwards. So the last
+  // store matches the last setting.
+  for (;;) {
+    const bool bypassed = caches_bypassed.load(std::memory_order_seq_cst);
+    g0_caches_.store(bypassed ? &closed_caches : &mcache.stackcache,
+                     std::memory_order_seq_cst);
+    if (caches_bypassed.load(std::memory_order_seq_cst) == bypassed) return;
+  }
+}
+
+void BypassCaches(bool on) {
+  caches_bypassed.store(on, std::memory_order_seq_cst);
+  // An M pushed onto allm after this walk read its head syncs after its
+  // push, and so after the store above (mcommoninit).
+  for (M* m = all_m.load(std::memory_order_seq_cst); m != nullptr;
+       m = m->alllink()) {
+    m->SyncBypass();
+  }
+  M* m = internal::tls_m;
+  if (m != &internal::unbound_m) m->AdoptCacheBypass();
+}
+
+bool CachesBypassed() {
+  return caches_bypassed.load(std::memory_order_relaxed);
 }
 
 void M::set_mallocing(int v) {
@@ -275,6 +309,7 @@ void mcommoninit(M* m) {
     m->stats.orders[k] = &c.stats;
   }
   RegisterMStatsShard(&m->stats);
+  m->SyncBypass();
   // seq_cst, like ForkPrepare's walk: a fork that misses this M on allm
   // must see, through the same total order, that its gate is not yet open
   // (SlowPathGate), so the M's first slow path waits for the fork.
@@ -283,6 +318,9 @@ void mcommoninit(M* m) {
     m->alllink_ = head;
   } while (!all_m.compare_exchange_weak(head, m, std::memory_order_seq_cst,
                                         std::memory_order_relaxed));
+  // After the push: a BypassCaches() whose walk missed this M stored its
+  // setting before, so this sees it.
+  m->SyncBypass();
 }
 
 M* allm() { return all_m.load(std::memory_order_acquire); }

@@ -88,8 +88,14 @@ class M {
   G* curg() const { return curg_; }
   // The only way to change curg. REQUIRES: the calling thread is bound to
   // this M. Off g0 the fast paths see closed caches, so stackalloc and
-  // stackfree reach their slow path and its g0 check whatever the size.
+  // stackfree reach their slow path and its g0 check whatever the size; on
+  // g0 they see the M's own, unless its caches are bypassed (BypassCaches).
   void set_curg(G* g);
+
+  // The bound thread takes this M's current bypass setting now, rather
+  // than at its next set_curg() (the allocator's slow paths call it).
+  // REQUIRES: the calling thread is bound to this M.
+  void AdoptCacheBypass() { set_curg(curg_); }
 
   // Set while the M is inside malloc / the collector (the seed's
   // m->mallocing, m->gcing): stack requests must then be kFixedStack.
@@ -127,6 +133,17 @@ class M {
 
  private:
   friend void mcommoninit(M* m);
+  friend void BypassCaches(bool on);
+
+  // Sets g0_caches_ from the process's bypass setting, until the setting
+  // read before and after agree: with BypassCaches() racing, the M ends as
+  // the last call said.
+  void SyncBypass();
+
+  // The caches the fast paths see on g0: mcache.stackcache, or the closed
+  // ones while caches are bypassed. Any thread may set it (SyncBypass);
+  // set_curg() reads it on the bound thread.
+  std::atomic<StackCaches*> g0_caches_{nullptr};
 
   int mallocing_ = 0;
   int gcing_ = 0;
@@ -142,6 +159,18 @@ class M {
 // thread walking allm only ever sees Ms that are fully initialised.
 // Thread-safe.
 void mcommoninit(M* m);
+
+// Bypasses every M's caches (on) or stops bypassing them (off): while
+// bypassed, the fast paths see closed caches even on g0, so every
+// stackalloc and stackfree takes its slow path (the allocator does this
+// while it wipes stacks, SetStackWipe in stackalloc.h; the fast paths stay
+// as they are). Every M registered, and every M registered later, takes the
+// setting at once; the thread bound to an M adopts it at its next
+// set_curg() (a G switch, the binding of a thread) or AdoptCacheBypass(),
+// the calling thread at once. Thread-safe: concurrent calls leave every M
+// as the last one said.
+void BypassCaches(bool on);
+bool CachesBypassed();
 
 // Head of the list of all Ms (follow M::alllink()). Safe to walk while other
 // threads register: Ms are only ever added at the head and never removed.

@@ -174,6 +174,90 @@ TEST(MTest, SetCurgClosesTheCachesOffG0) {
   EXPECT_EQ(m->mcache.stackcache.c[kNumStackOrders].limit, 0);
 }
 
+// BypassCaches: the calling thread's fast paths see closed caches on g0 at
+// once; another bound thread's at its next set_curg() (a G switch) or
+// AdoptCacheBypass(); a thread that binds an M, idle or new, from then on
+// at once. Stopping opens them all the same way.
+TEST(MTest, BypassCachesClosesEveryMsCachesOnG0) {
+  M* m = getm();
+  std::atomic<int> step{0};
+  std::thread other([&] {
+    M* om = getm();
+    EXPECT_EQ(internal::tls_stackcache, &om->mcache.stackcache);
+    step = 1;
+    while (step != 2) std::this_thread::yield();
+    // Bypassed meanwhile: taken at the next switch back to g0.
+    EXPECT_EQ(internal::tls_stackcache, &om->mcache.stackcache);
+    G g;
+    om->set_curg(&g);
+    om->set_curg(om->g0());
+    ExpectClosed(internal::tls_stackcache);
+    step = 3;
+    while (step != 4) std::this_thread::yield();
+    om->AdoptCacheBypass();
+    EXPECT_EQ(internal::tls_stackcache, &om->mcache.stackcache);
+  });
+  while (step != 1) std::this_thread::yield();
+  BypassCaches(true);
+  EXPECT_TRUE(CachesBypassed());
+  ExpectClosed(internal::tls_stackcache);  // The caller's, at once.
+  EXPECT_EQ(m->curg(), m->g0());
+  step = 2;
+  while (step != 3) std::this_thread::yield();
+  // Threads that bind an M now, all at once: every idle M, and a new one.
+  const int32_t ms = mcount();
+  const int binders = idle_m_count() + 1;
+  std::atomic<int> bound{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < binders; ++i) {
+    threads.emplace_back([&] {
+      getm();
+      ExpectClosed(internal::tls_stackcache);
+      bound.fetch_add(1);
+      while (bound.load() != binders) std::this_thread::yield();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_GT(mcount(), ms);
+  BypassCaches(false);
+  EXPECT_FALSE(CachesBypassed());
+  EXPECT_EQ(internal::tls_stackcache, &m->mcache.stackcache);
+  step = 4;
+  other.join();
+}
+
+// Concurrent calls leave every M as the last call said.
+TEST(MTest, ConcurrentBypassCallsEndAsTheLastSaid) {
+  M* m = getm();
+  for (int round = 0; round < 50; ++round) {
+    std::thread a([] { BypassCaches(true); });
+    std::thread b([] { BypassCaches(false); });
+    std::thread c([] { getm(); });  // Registers or binds an M meanwhile.
+    a.join();
+    b.join();
+    c.join();
+    const bool last = CachesBypassed();
+    m->AdoptCacheBypass();
+    if (last) {
+      ExpectClosed(internal::tls_stackcache);
+    } else {
+      EXPECT_EQ(internal::tls_stackcache, &m->mcache.stackcache);
+    }
+    // A thread binding now takes an idle M (c's, most likely, which
+    // registered or bound during the calls): as the last call said.
+    std::thread([last] {
+      getm();
+      if (last) {
+        ExpectClosed(internal::tls_stackcache);
+      } else {
+        EXPECT_NE(internal::tls_stackcache, ClosedStackCaches());
+      }
+    }).join();
+  }
+  BypassCaches(false);
+  m->AdoptCacheBypass();
+}
+
 TEST(MTest, MallocingClosesEveryOrderButTheFixedStackPath) {
   M* m = getm();
   m->set_mallocing(1);

@@ -17,6 +17,7 @@ struct Limit {
 
 ABSL_CONST_INIT PerOrder<Limit> cache_limits = PerOrder<Limit>::Make();
 ABSL_CONST_INIT std::atomic<bool> guards_enabled{true};
+ABSL_CONST_INIT std::atomic<bool> wipe_enabled{false};
 ABSL_CONST_INIT std::atomic<size_t> scavenge_threshold{0};
 
 }  // namespace
@@ -33,6 +34,12 @@ bool GuardsEnabled() { return guards_enabled.load(std::memory_order_relaxed); }
 
 bool SetGuardsEnabled(bool on) {
   return guards_enabled.exchange(on, std::memory_order_relaxed);
+}
+
+bool WipeEnabled() { return wipe_enabled.load(std::memory_order_seq_cst); }
+
+bool SetWipeEnabled(bool on) {
+  return wipe_enabled.exchange(on, std::memory_order_seq_cst);
 }
 
 size_t ScavengeThreshold() {

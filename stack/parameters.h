@@ -1,10 +1,10 @@
 // The allocator's tunables (private to //stack; tcmalloc's parameters):
-// each M's cache limit per order, whether new chunks get guard pages, and
-// the scavenging threshold. Process-wide, read on slow paths only; the
-// public setters are in stackalloc.h.
+// each M's cache limit per order, whether new chunks get guard pages,
+// whether stacks are wiped, and the scavenging threshold. Process-wide,
+// read on slow paths only; the public setters are in stackalloc.h.
 //
-// Thread-safe: relaxed atomics. A change reaches each M at its next slow
-// path that reads it.
+// Thread-safe: relaxed atomics (the wipe setting's are seq_cst). A change
+// reaches each M at its next slow path that reads it.
 
 #ifndef STACK_PARAMETERS_H_
 #define STACK_PARAMETERS_H_
@@ -23,6 +23,11 @@ void SetCacheLimit(int order, int limit);
 // (default: true). Returns the previous setting.
 bool GuardsEnabled();
 bool SetGuardsEnabled(bool on);
+
+// Whether stacks are wiped as they are handed out (default: false; see
+// SetStackWipe in stackalloc.h). Returns the previous setting. seq_cst.
+bool WipeEnabled();
+bool SetWipeEnabled(bool on);
 
 // Pooled bytes above which a release runs the scavenger (0: never).
 size_t ScavengeThreshold();

@@ -23,6 +23,8 @@
 #include "stack/parameters.h"
 #include "stack/scavenge.h"
 #include "stack/stack_cache.h"
+#include "stack/usage.h"
+#include "stack/wipe.h"
 
 namespace stackalloc {
 namespace {
@@ -55,8 +57,12 @@ ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(size_t n) {
                                  "stackalloc", n);
   if (m == nullptr) return nullptr;  // No M to be had: refused.
   SlowPathGate gate(m);
+  // While stacks are wiped the caches are bypassed, so every call comes
+  // here; the M takes the setting now if it has not yet.
+  m->AdoptCacheBypass();
   if (n == 0) Throw("stackalloc: zero-sized stack");
   const int order = StackOrder(n);
+  // Above 1 MiB a stack is a fresh mapping: zero already.
   if (order < 0) return internal::LargeStackalloc(m, n);
   StackCache& c = m->mcache.stackcache.c[order];
   if (c.stats.cached.value() == 0 && !internal::StackCacheRefill(m, order)) {
@@ -67,6 +73,7 @@ ABSL_ATTRIBUTE_NOINLINE void* StackallocSlow(size_t n) {
   c.stats.cached.Set(k - 1);
   if (kCheckEveryCall) internal::CheckHandOut(v);
   sanitizer::UnpoisonMemory(v, c.stack_size);
+  if (internal::WipeEnabled()) internal::WipeStack(v, c.stack_size);
   return v;
 }
 
@@ -75,6 +82,7 @@ ABSL_ATTRIBUTE_NOINLINE void StackfreeSlow(void* v, size_t n) {
                                  "stackfree", n);
   if (m == nullptr) Throw("stackfree: out of memory for a new M");
   SlowPathGate gate(m);
+  m->AdoptCacheBypass();
   if (v == nullptr) Throw("stackfree: nil stack");
   if (n == 0) Throw("stackfree: zero-sized stack");
   const int order = StackOrder(n);
@@ -192,6 +200,20 @@ void SetScavengeThreshold(size_t bytes) {
 
 bool SetStackGuards(bool on) { return internal::SetGuardsEnabled(on); }
 
+bool SetStackWipe(bool on) {
+  const bool was = internal::SetWipeEnabled(on);
+  // The caches follow the last setting, whoever calls concurrently: a call
+  // that changes it after this check bypasses them (or not) after us.
+  for (;;) {
+    const bool wipe = internal::WipeEnabled();
+    BypassCaches(wipe);
+    if (internal::WipeEnabled() == wipe) break;
+  }
+  return was;
+}
+
+bool StackWipe() { return internal::WipeEnabled(); }
+
 bool SetStackHugePages(bool on) {
   const bool was = HugePages();
   SetHugePages(on);
@@ -221,6 +243,22 @@ bool FindStack(const void* p, void** lo, size_t* size) {
   if (rec == nullptr || !rec->ReadStackHolding(a, &stack, size)) return false;
   *lo = reinterpret_cast<void*>(stack);
   return true;
+}
+
+StackUsage ReadStackUsage() {
+  StackUsage u;
+  internal::TakeCensus(&u);
+  return u;
+}
+
+size_t FormatStackUsage(char* buf, size_t size) {
+  StackUsage u;  // About 19 KiB, on the caller's stack: nothing allocated.
+  internal::TakeCensus(&u);
+  return internal::FormatUsage(u, buf, size);
+}
+
+size_t FormatStackUsage(const StackUsage& usage, char* buf, size_t size) {
+  return internal::FormatUsage(usage, buf, size);
 }
 
 }  // namespace stackalloc

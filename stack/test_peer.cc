@@ -4,6 +4,7 @@
 #include "alloc/stack_pool.h"
 #include "stack/heap.h"
 #include "stack/parameters.h"
+#include "stack/usage.h"
 
 namespace stackalloc {
 namespace internal {
@@ -33,6 +34,9 @@ const ChunkRecord* StackallocTestPeer::ChunkOf(const void* p) {
   return TheChunkMap().Lookup(reinterpret_cast<uintptr_t>(p));
 }
 size_t StackallocTestPeer::ArenaReserved() { return internal::ArenaReserved(); }
+void StackallocTestPeer::SetResidencySource(ResidencySource source) {
+  internal::SetResidencySource(source);
+}
 int StackallocTestPeer::ChunkStacks(int order) {
   return LayoutOf(order, GuardsEnabled()).nslots;
 }

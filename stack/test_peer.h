@@ -38,6 +38,11 @@ class StackallocTestPeer {
   static const ChunkRecord* ChunkOf(const void* p);
   // Address space the arena has reserved.
   static size_t ArenaReserved();
+  // Where the census reads which pages are resident (mincore by default):
+  // `n` bytes at v, one byte per page into vec; false if refused. nullptr
+  // restores the default.
+  using ResidencySource = bool (*)(const void* v, size_t n, unsigned char* vec);
+  static void SetResidencySource(ResidencySource source);
   // How a chunk of `order` made now is laid out: stacks in it, and bytes.
   static int ChunkStacks(int order);
   static size_t ChunkBytes(int order);

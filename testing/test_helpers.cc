@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include <cerrno>
@@ -45,6 +46,17 @@ std::string StackStatsDiff(const MemStats& a, const MemStats& b) {
     field(o + "sys", x.sys, y.sys);
   }
   return d;
+}
+
+void TouchTopPages(void* stack, size_t size, size_t pages,
+                   unsigned char value) {
+  // The highest byte of the p-th page from the top, p = 0 .. pages - 1.
+  auto* last = static_cast<volatile unsigned char*>(stack) + size - 1;
+  for (size_t p = 0; p < pages; ++p) *(last - p * kPageSize) = value;
+}
+
+void ReturnPages(void* stack, size_t size) {
+  if (madvise(stack, size, MADV_DONTNEED) != 0) abort();
 }
 
 int FirstInexactPool() {

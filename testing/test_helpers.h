@@ -60,6 +60,16 @@ struct MarkedStack {
   bool Intact() const;
 };
 
+// Touches the top `pages` pages of the stack [stack, stack + size), one
+// byte written (`value`) at the top of each, as frames that went that deep
+// would: the census then counts it at depth `pages`.
+void TouchTopPages(void* stack, size_t size, size_t pages,
+                   unsigned char value = 1);
+
+// Returns the pages of a stack the test holds to the OS (MADV_DONTNEED):
+// they read as zero, and the census counts the stack at depth 0 again.
+void ReturnPages(void* stack, size_t size);
+
 // Recurses without end, every frame written (far smaller than a page): on
 // one of our stacks it runs into the guard page below, and dies there.
 void RecurseUntilOverflow();

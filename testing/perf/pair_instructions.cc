@@ -6,9 +6,10 @@
 //   valgrind --tool=callgrind --toggle-collect='*RunPairs*'
 //     bazel-bin/testing/perf/pair_instructions ours 65536
 //
-// The contender is ours (stackalloc(n) / stackfree(v, n)), class (the same
-// with n resolved once to a StackClass), bare (a thread-local free list per
-// order) or old (the seed's old design); the size, in bytes, one of an
+// The contender is ours (stackalloc(n) / stackfree(v, n)), wipe (the same
+// with SetStackWipe(true)), class (the same with n resolved once to a
+// StackClass), bare (a thread-local free list per order) or old (the seed's
+// old design); the size, in bytes, one of an
 // order's (default 4096), is read from the command line, so the compiler
 // folds nothing: each call finds its cache from a size it learns at run
 // time, as BoostStackAllocator's and the fiber runtime's do.
@@ -88,6 +89,9 @@ int main(int argc, char** argv) {
   }
   if (strcmp(which, "ours") == 0) {
     Run(Ours{n});
+  } else if (strcmp(which, "wipe") == 0) {
+    stackalloc::SetStackWipe(true);  // Every call on the slow path.
+    Run(Ours{n});
   } else if (strcmp(which, "class") == 0) {
     Run(Class{stackalloc::StackClass(n)});
   } else if (strcmp(which, "bare") == 0) {
@@ -95,7 +99,7 @@ int main(int argc, char** argv) {
   } else if (strcmp(which, "old") == 0) {
     Run(Old{n});
   } else {
-    fprintf(stderr, "usage: %s ours|class|bare|old [bytes]\n", argv[0]);
+    fprintf(stderr, "usage: %s ours|wipe|class|bare|old [bytes]\n", argv[0]);
     return 2;
   }
   printf("%s %zu: %ld pairs; instructions per pair = collected Ir / %ld\n",

@@ -2,13 +2,16 @@
 // every stack order: ours beside the seed's old design (one FixAlloc behind
 // a global lock for 4 KiB, malloc for the other sizes, as in the seed) and a
 // bare thread-local free list called out of line (the physical limit). Then
-// the cost of carving a new chunk, with guard pages and without.
+// the cost of carving a new chunk, with guard pages and without, and of a
+// stack used once with wiping off and on (SetStackWipe).
 //
 //   bazel run -c opt //testing/perf:stackalloc_benchmark
 //
 // Prints Google Benchmark's report, then a table per group of ns/op (wall
 // time over the pairs of all threads together) with each contender's ratio
-// to ours; in the carve tables, ns per chunk carved (ours = with guards).
+// to ours; in the carve tables, ns per chunk carved (ours = with guards);
+// in the wipe tables, ns per stack used once, with wiping off (ours) and
+// on (ours_wipe), one column per order.
 
 #include <cstddef>
 #include <string>
@@ -80,6 +83,37 @@ void RegisterCarve(int order) {
   }
 }
 
+// One user of a stack per iteration, on one thread: the stack allocated,
+// written (a byte into its top page, as a fiber's first frame would, or
+// into every page, as one that went to the bottom would), and freed; with
+// wiping off (ours) or on (ours_wipe, SetStackWipe). A column per order.
+void WipePair(benchmark::State& state, bool wipe, bool every_page) {
+  const size_t size = static_cast<size_t>(state.range(0)) << 10;
+  const size_t pages = every_page ? size / kPageSize : 1;
+  const bool was = SetStackWipe(wipe);
+  for (auto _ : state) {
+    auto* v = static_cast<volatile char*>(stackalloc(size));
+    for (size_t p = 0; p < pages; ++p) v[size - 1 - p * kPageSize] = 1;
+    stackfree(const_cast<char*>(v), size);
+  }
+  SetStackWipe(was);
+}
+
+void RegisterWipe() {
+  for (auto [group, every_page] :
+       {std::pair{"wipe_top", false}, {"wipe_all", true}}) {
+    for (auto [name, wipe] : {std::pair{"ours", false}, {"ours_wipe", true}}) {
+      auto* b = benchmark::RegisterBenchmark(
+          (std::string(group) + "/" + name).c_str(), &WipePair, wipe,
+          every_page);
+      b->ArgName("kib")->UseRealTime()->Unit(benchmark::kNanosecond);
+      for (int k = 0; k < kNumStackOrders; ++k) {
+        b->Arg(static_cast<int64_t>(OrderStackSize(k) >> 10));
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace baseline
 }  // namespace stackalloc
@@ -88,13 +122,25 @@ int main(int argc, char** argv) {
   using namespace stackalloc::baseline;  // NOLINT(build/namespaces)
   RegisterOrders(std::make_index_sequence<stackalloc::kNumStackOrders>());
   for (int order : {0, 4, 8}) RegisterCarve(order);
+  RegisterWipe();
   ComparisonReporter reporter("ours");
+  for (const char* group : {"wipe_top", "wipe_all"}) {
+    reporter.SetColumns(group, "kib", "stack KiB");
+  }
+  reporter.SetCaption("wipe_top",
+                      "op = alloc, write the top page, free; one thread");
+  reporter.SetCaption("wipe_all",
+                      "op = alloc, write every page, free; one thread");
   reporter.SetCaption("pair",
                       "op = one 4 KiB alloc + free pair on each thread");
   reporter.AddNote(
       "ours: stackalloc(n) / stackfree(v, n); ours_class: the same size "
       "resolved once per thread to a StackClass, from a value known only at "
       "run time");
+  reporter.AddNote(
+      "wipe: ours_wipe is ours with SetStackWipe(true): every call on the "
+      "slow path, a 4 KiB stack's page zeroed, a larger one's resident "
+      "pages found with mincore() and zeroed");
   reporter.AddNote(
       "carve: ns per chunk carved (stacks_per_chunk stacks, each slot's "
       "guard installed with MADV_GUARD_INSTALL); no_guards: the seed's "
