@@ -239,7 +239,14 @@ SlowPathGate::SlowPathGate(M* m) : m_(m), caches_(internal::tls_stackcache) {
 
 SlowPathGate::~SlowPathGate() {
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  internal::tls_stackcache = caches_;
+  // What the fast paths should see now, which the slow path may have
+  // changed (it adopts a new cache bypass setting): as the M's G and that
+  // setting say, or what they saw before if the thread is not bound to it.
+  if (internal::tls_m == m_) {
+    m_->AdoptCacheBypass();
+  } else {
+    internal::tls_stackcache = caches_;
+  }
   std::atomic_signal_fence(std::memory_order_seq_cst);
   m_->gate.store(0, std::memory_order_release);
 }

@@ -270,7 +270,9 @@ class SlowPathGate {
   M* const m_;
   // The thread's caches, closed while the gate is held so that a signal
   // handler's call cannot be served by the fast path from a cache the slow
-  // path is changing: it reaches the gate, and dies.
+  // path is changing: it reaches the gate, and dies. At the gate's end the
+  // M's own choice is put back (M::AdoptCacheBypass), these only if the
+  // thread is not bound to the gate's M.
   StackCaches* const caches_;
 };
 

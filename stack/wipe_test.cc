@@ -209,6 +209,31 @@ TEST_F(WipeTest, CachesBypassedOnlyWhileWiping) {
   EXPECT_EQ(internal::tls_stackcache, &m->mcache.stackcache);
 }
 
+// A thread already running takes wiping up at its next slow path, and keeps
+// it after that call. Regression: the slow path's gate put back the caches
+// the thread saw before the call, open, and stacks freed into them before
+// wiping was turned on came out with their old bytes.
+TEST_F(WipeTest, TheSlowPathAdoptsWipingForAThreadAlreadyRunning) {
+  std::atomic<int> step{0};
+  std::thread other([&] {
+    void* v = stackalloc(kFixedStack);
+    Write(v, kFixedStack);
+    stackfree(v, kFixedStack);  // In the cache, with its bytes.
+    step = 1;
+    while (step != 2) std::this_thread::yield();
+    void* w = stackalloc(2 * kFixedStack);  // An empty cache: the slow path.
+    EXPECT_EQ(internal::tls_stackcache, ClosedStackCaches());
+    stackfree(w, 2 * kFixedStack);
+    void* again = stackalloc(kFixedStack);
+    EXPECT_EQ(NonZero(again, kFixedStack), 0u);
+    stackfree(again, kFixedStack);
+  });
+  while (step != 1) std::this_thread::yield();
+  SetStackWipe(true);
+  step = 2;
+  other.join();
+}
+
 // Every call on the slow path keeps the statistics exact: stacks of every
 // order held, then freed, with wiping on.
 TEST_F(WipeTest, StatisticsStayExact) {
