@@ -22,6 +22,7 @@
 #include "stack/overflow.h"
 #include "stack/parameters.h"
 #include "stack/scavenge.h"
+#include "stack/stack_bounds.h"
 #include "stack/stack_cache.h"
 
 namespace stackalloc {
@@ -193,6 +194,24 @@ void InstallStackOverflowHandler() {
 }
 
 void SetGuardMappingBudget(size_t mappings) { SetGuardBudget(mappings); }
+
+size_t StackMargin() {
+  // This call's own frame: a few words below the caller's stack pointer.
+  const auto sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  M* m = internal::tls_m;
+  asm volatile("" : "+r"(m));  // Read anew: a G may resume on another M.
+  // The common case inline: the stack of the M's G (g0's is the thread's).
+  const G* g = m->curg();  // nullptr on a thread without an M.
+  if (ABSL_PREDICT_TRUE(g != nullptr)) {
+    const uintptr_t lo = g->stack_lo;
+    if (ABSL_PREDICT_TRUE(sp - lo < g->stack_hi - lo)) return sp - lo;
+  }
+  uintptr_t lo, hi;
+  return internal::StackBoundsHolding(internal::TheChunkMap(), sp, &lo, &hi,
+                                      /*read_thread_stack=*/true)
+             ? sp - lo
+             : 0;
+}
 
 bool FindStack(const void* p, void** lo, size_t* size) {
   const auto a = reinterpret_cast<uintptr_t>(p);
