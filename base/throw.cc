@@ -20,6 +20,28 @@ void WriteAll(const char* p, size_t n) {
   }
 }
 
+// Writes "fatal error: <msg>" as one line: one writev, so that the line is
+// not split by another thread's output; what it did not write goes out
+// piece by piece.
+void WriteFatalLine(const char* msg) {
+  static constexpr char kPrefix[] = "\nfatal error: ";
+  size_t len = 0;
+  while (msg[len] != '\0') ++len;
+  iovec v[3] = {{const_cast<char*>(kPrefix), sizeof(kPrefix) - 1},
+                {const_cast<char*>(msg), len},
+                {const_cast<char*>("\n"), 1}};
+  ssize_t w = writev(STDERR_FILENO, v, 3);
+  for (iovec& piece : v) {
+    if (w < 0) w = 0;
+    const size_t done = static_cast<size_t>(w) < piece.iov_len
+                            ? static_cast<size_t>(w)
+                            : piece.iov_len;
+    WriteAll(static_cast<const char*>(piece.iov_base) + done,
+             piece.iov_len - done);
+    w -= static_cast<ssize_t>(done);
+  }
+}
+
 // FatalBuffer's: constant-initialised, so no guard (no lock) on first use.
 // The owner is a process id: a claim made in the parent before a fork() is
 // not the child's, which may claim the buffer for its own message.
@@ -39,25 +61,20 @@ void RawPrintf(const char* format, ...) {
 }
 
 void Throw(const char* msg) {
-  // One writev, so that the line is not split by another thread's output;
-  // what it did not write goes out piece by piece.
-  static constexpr char kPrefix[] = "\nfatal error: ";
-  size_t len = 0;
-  while (msg[len] != '\0') ++len;
-  iovec v[3] = {{const_cast<char*>(kPrefix), sizeof(kPrefix) - 1},
-                {const_cast<char*>(msg), len},
-                {const_cast<char*>("\n"), 1}};
-  ssize_t w = writev(STDERR_FILENO, v, 3);
-  for (iovec& piece : v) {
-    if (w < 0) w = 0;
-    const size_t done = static_cast<size_t>(w) < piece.iov_len
-                            ? static_cast<size_t>(w)
-                            : piece.iov_len;
-    WriteAll(static_cast<const char*>(piece.iov_base) + done,
-             piece.iov_len - done);
-    w -= static_cast<ssize_t>(done);
-  }
+  WriteFatalLine(msg);
   abort();
+}
+
+void Throw(const char* msg, void (*more)(void*), void* arg) {
+  WriteFatalLine(msg);
+  more(arg);
+  abort();
+}
+
+void RawWrite(const char* s) {
+  size_t len = 0;
+  while (s[len] != '\0') ++len;
+  WriteAll(s, len);
 }
 
 RawBuffer& FatalBuffer() {
