@@ -13,8 +13,10 @@
 // Every stack has a guard page immediately below its lowest address (stacks
 // grow down), installed once per slot; touching it dies with "fatal error:
 // stack overflow: <size>-byte stack [<lo>, <hi>) on M <id>" (and the G,
-// where a runtime names it). SetStackGuards(false) lays out new chunks
-// without guards (the seed's 32 stacks per 128 KiB).
+// where a runtime names it), then the faulting instruction's address and
+// the functions on the stack, by name where the binary has symbols.
+// SetStackGuards(false) lays out new chunks without guards (the seed's 32
+// stacks per 128 KiB). StackMargin() says how far the caller may still go.
 //
 // Both functions may only run on the scheduler stack (g == m->g0): a call
 // from a G's own stack dies with "stackalloc not on scheduler stack" (or
