@@ -21,6 +21,7 @@
 #include "proc/switch.h"
 #include "proc/types.h"
 #include "sched/m.h"
+#include "stack/margin.h"
 #include "stackalloc.h"
 
 // call_on_stack_x86_64.S
@@ -175,8 +176,13 @@ void CheckSegmentChain(const ProcG* g) {
 size_t StackRoom() {
   // StackMargin()'s answer (the stack this frame is on: the G's segment,
   // the thread's own, a fiber's of ours; none for a stack of unknown
-  // bounds), less what every stack keeps free below its last check.
-  const size_t margin = StackMargin();
+  // bounds), its fast path inline, less what every stack keeps free below
+  // its last check.
+  size_t margin;
+  if (ABSL_PREDICT_FALSE(!stackalloc::internal::FastStackMargin(
+          reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), &margin))) {
+    margin = StackMargin();
+  }
   const size_t reserve = kStackGuard + SignalFrameReserve();
   return margin > reserve ? margin - reserve : 0;
 }

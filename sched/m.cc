@@ -31,10 +31,6 @@ std::atomic<int32_t> idle_count{0};
 // initialised: usable by another translation unit's static initialisers.
 ABSL_CONST_INIT StackCaches closed_caches;
 
-// The calling thread's own stack, read once per thread (ThreadStack).
-__thread uintptr_t own_stack_lo ABSL_ATTRIBUTE_INITIAL_EXEC = 0;
-__thread uintptr_t own_stack_hi ABSL_ATTRIBUTE_INITIAL_EXEC = 0;
-
 // The room the kernel keeps between a growing main stack and an accessible
 // mapping below it (Linux's stack_guard_gap: 256 pages unless the kernel's
 // command line says otherwise).
@@ -61,9 +57,9 @@ void TrimMainStack(uintptr_t* lo, uintptr_t hi) {
 }  // namespace
 
 bool internal::ThreadStack(uintptr_t* lo, uintptr_t* hi) {
-  if (ABSL_PREDICT_TRUE(own_stack_hi != 0)) {
-    *lo = own_stack_lo;
-    *hi = own_stack_hi;
+  if (ABSL_PREDICT_TRUE(internal::tls_thread_stack_hi != 0)) {
+    *lo = internal::tls_thread_stack_lo;
+    *hi = internal::tls_thread_stack_hi;
     return true;
   }
   pthread_attr_t attr;
@@ -81,16 +77,16 @@ bool internal::ThreadStack(uintptr_t* lo, uintptr_t* hi) {
   // thread's stack, which has a fixed size and a guard of glibc's).
   const auto end = reinterpret_cast<uintptr_t>(__libc_stack_end);
   if (l <= end && end <= h) TrimMainStack(&l, h);
-  own_stack_lo = l;
-  own_stack_hi = h;
+  internal::tls_thread_stack_lo = l;
+  internal::tls_thread_stack_hi = h;
   *lo = l;
   *hi = h;
   return true;
 }
 
 bool internal::CachedThreadStack(uintptr_t* lo, uintptr_t* hi) {
-  *lo = own_stack_lo;
-  *hi = own_stack_hi;
+  *lo = internal::tls_thread_stack_lo;
+  *hi = internal::tls_thread_stack_hi;
   return *hi != 0;
 }
 
@@ -285,6 +281,8 @@ SlowPathGate::~SlowPathGate() { m_->gate.store(0, std::memory_order_release); }
 
 namespace internal {
 ABSL_CONST_INIT M unbound_m;
+__thread uintptr_t tls_thread_stack_lo ABSL_ATTRIBUTE_INITIAL_EXEC = 0;
+__thread uintptr_t tls_thread_stack_hi ABSL_ATTRIBUTE_INITIAL_EXEC = 0;
 __thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC = &internal::unbound_m;
 __thread StackCaches* tls_stackcache ABSL_ATTRIBUTE_INITIAL_EXEC =
     &closed_caches;

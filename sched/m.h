@@ -151,6 +151,10 @@ M* BindM();
 // then refuse the request). A signal handler that calls in while its thread
 // binds dies with "stackalloc: re-entered from a signal handler".
 M* TryBindM();
+// The calling thread's own stack as ThreadStack() read it, [lo, hi); both 0
+// until it did. Initial-exec TLS, for StackMargin()'s fast path.
+extern __thread uintptr_t tls_thread_stack_lo ABSL_ATTRIBUTE_INITIAL_EXEC;
+extern __thread uintptr_t tls_thread_stack_hi ABSL_ATTRIBUTE_INITIAL_EXEC;
 // The calling thread's own stack, [*lo, *hi): where the thread started, as
 // pthread_getattr_np says (the main thread's: down to where RLIMIT_STACK, as
 // of the first call, lets it grow, and short of the kernel's guard gap above

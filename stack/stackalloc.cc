@@ -18,6 +18,7 @@
 #include "sched/m.h"
 #include "stack/heap.h"
 #include "stack/large_stack.h"
+#include "stack/margin.h"
 #include "stack/misuse.h"
 #include "stack/overflow.h"
 #include "stack/parameters.h"
@@ -198,14 +199,8 @@ void SetGuardMappingBudget(size_t mappings) { SetGuardBudget(mappings); }
 size_t StackMargin() {
   // This call's own frame: a few words below the caller's stack pointer.
   const auto sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-  M* m = internal::tls_m;
-  asm volatile("" : "+r"(m));  // Read anew: a G may resume on another M.
-  // The common case inline: the stack of the M's G (g0's is the thread's).
-  const G* g = m->curg();  // nullptr on a thread without an M.
-  if (ABSL_PREDICT_TRUE(g != nullptr)) {
-    const uintptr_t lo = g->stack_lo;
-    if (ABSL_PREDICT_TRUE(sp - lo < g->stack_hi - lo)) return sp - lo;
-  }
+  size_t margin;
+  if (ABSL_PREDICT_TRUE(internal::FastStackMargin(sp, &margin))) return margin;
   uintptr_t lo, hi;
   return internal::StackBoundsHolding(internal::TheChunkMap(), sp, &lo, &hi,
                                       /*read_thread_stack=*/true)
