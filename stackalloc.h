@@ -147,12 +147,17 @@ void SetGuardMappingBudget(size_t mappings);
 // On any other stack (another allocator's fiber, a signal stack not ours)
 // it returns 0, as it does on a full one: for code that stops when the
 // margin runs low, an unknown stack must mean "stop", never "go on" (a
-// SIZE_MAX would let it run past a guard it cannot see). FindStack tells
-// the two apart for stacks of ours.
+// SIZE_MAX would let it run past a guard it cannot see). FindStack says
+// whether a stack is one of ours.
 //
-// O(1), no system call and no lock: a G's and the thread's stack are the
-// bounds the M holds for the G it runs (which every switch of the runtime
-// keeps); any other stack of ours is found in the chunk map, as FindStack.
+// O(1), no system call and no lock, and nothing added to any switch: a G's
+// and the thread's stack are the bounds the M already holds for the G it
+// runs (every switch of a runtime that names its Gs keeps them; a thread
+// without an M keeps its own in thread-local storage); any other stack of
+// ours is found from the address in the chunk map, as FindStack does, so
+// the fibers of libraries whose switches cannot be hooked (Boost's) need no
+// hook either.
+//
 // proc::WithStack budgets with the same answer (less what it keeps back:
 // kStackGuard and a signal frame). The first call on a thread without an M,
 // off our stacks, reads the thread's stack bounds (pthread_getattr_np, which
