@@ -13,8 +13,10 @@
 // Every stack has a guard page immediately below its lowest address (stacks
 // grow down), installed once per slot; touching it dies with "fatal error:
 // stack overflow: <size>-byte stack [<lo>, <hi>) on M <id>" (and the G,
-// where a runtime names it). SetStackGuards(false) lays out new chunks
-// without guards (the seed's 32 stacks per 128 KiB).
+// where a runtime names it), then the faulting instruction's address and
+// the functions on the stack, by name where the binary has symbols.
+// SetStackGuards(false) lays out new chunks without guards (the seed's 32
+// stacks per 128 KiB). StackMargin() says how far the caller may still go.
 //
 // Both functions may only run on the scheduler stack (g == m->g0): a call
 // from a G's own stack dies with "stackalloc not on scheduler stack" (or
@@ -140,6 +142,39 @@ void InstallStackOverflowHandler();
 // out without a guard and counted in MemStats::stacks_unguarded. Any
 // thread, any time; guards already installed stay.
 void SetGuardMappingBudget(size_t mappings);
+
+// The bytes between the caller's stack pointer (to within this call's own
+// frame, a few words below it) and the lowest usable byte of the stack it
+// runs on, the guard page lying below that byte: how far recursive code may
+// still go, for code that must stop before it overflows. Known for a G of
+// a fiber runtime that names its Gs to the M (proc's, with the segment it
+// runs on), a fiber on any stack from stackalloc (BoostStackAllocator's,
+// Asio's coroutines on it), the thread's own stack (the main thread's down
+// to where RLIMIT_STACK lets it grow, as of the first call), and a handler
+// on the alternate signal stack an M gave its thread.
+//
+// On any other stack (another allocator's fiber, a signal stack not ours)
+// it returns 0, as it does on a full one: for code that stops when the
+// margin runs low, an unknown stack must mean "stop", never "go on" (a
+// SIZE_MAX would let it run past a guard it cannot see). FindStack says
+// whether a stack is one of ours.
+//
+// O(1), no system call and no lock, and nothing added to any switch: a G's
+// and the thread's stack are the bounds the M already holds for the G it
+// runs (every switch of a runtime that names its Gs keeps them; a thread
+// without an M keeps its own in thread-local storage); any other stack of
+// ours is found from the address in the chunk map, as FindStack does, so
+// the fibers of libraries whose switches cannot be hooked (Boost's) need no
+// hook either.
+//
+// proc::WithStack budgets with the same answer (less what it keeps back:
+// kStackGuard and a signal frame). The first call on a thread without an M,
+// off our stacks, reads the thread's stack bounds (pthread_getattr_np, which
+// may allocate), so it must not be made from a signal handler; after that,
+// and on an M's thread, it is async-signal-safe. Measured from the real
+// stack pointer: under ASan with detect_stack_use_after_return, locals live
+// in a fake stack and use less of the real one than the margin shows.
+size_t StackMargin();
 
 // If p lies in a stack from stackalloc (handed out, or free in a cache or
 // pool), sets *lo to the stack's lowest address and *size to its bytes

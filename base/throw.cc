@@ -17,21 +17,46 @@ namespace {
 // process has had a second thread those take the cancellation path, which
 // needs more stack than a G that overflowed, or a report with 256 bytes
 // left, may have.
-ssize_t RawWrite(const void* p, size_t n) {
+ssize_t SysWrite(const void* p, size_t n) {
   return syscall(SYS_write, STDERR_FILENO, p, n);
 }
 
-ssize_t RawWritev(const iovec* v, int n) {
+ssize_t SysWritev(const iovec* v, int n) {
   return syscall(SYS_writev, STDERR_FILENO, v, n);
 }
 
 void WriteAll(const char* p, size_t n) {
   while (n > 0) {
-    ssize_t w = RawWrite(p, n);
+    ssize_t w = SysWrite(p, n);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return;  // Nowhere left to report; the caller dies anyway.
     p += w;
     n -= static_cast<size_t>(w);
+  }
+}
+
+// Writes "fatal error: <msg>" as one line: one writev, so that the line is
+// not split by another thread's output; what it did not write goes out
+// piece by piece.
+void WriteFatalLine(const char* msg) {
+  static constexpr char kPrefix[] = "\nfatal error: ";
+  size_t len = 0;
+  while (msg[len] != '\0') ++len;
+  iovec v[3] = {{const_cast<char*>(kPrefix), sizeof(kPrefix) - 1},
+                {const_cast<char*>(msg), len},
+                {const_cast<char*>("\n"), 1}};
+  ssize_t w;
+  do {
+    w = SysWritev(v, 3);
+  } while (w < 0 && errno == EINTR);
+  for (iovec& piece : v) {
+    if (w < 0) w = 0;
+    const size_t done = static_cast<size_t>(w) < piece.iov_len
+                            ? static_cast<size_t>(w)
+                            : piece.iov_len;
+    WriteAll(static_cast<const char*>(piece.iov_base) + done,
+             piece.iov_len - done);
+    w -= static_cast<ssize_t>(done);
   }
 }
 
@@ -54,28 +79,20 @@ void RawPrintf(const char* format, ...) {
 }
 
 void Throw(const char* msg) {
-  // One writev, so that the line is not split by another thread's output;
-  // what it did not write goes out piece by piece.
-  static constexpr char kPrefix[] = "\nfatal error: ";
-  size_t len = 0;
-  while (msg[len] != '\0') ++len;
-  iovec v[3] = {{const_cast<char*>(kPrefix), sizeof(kPrefix) - 1},
-                {const_cast<char*>(msg), len},
-                {const_cast<char*>("\n"), 1}};
-  ssize_t w;
-  do {
-    w = RawWritev(v, 3);
-  } while (w < 0 && errno == EINTR);
-  for (iovec& piece : v) {
-    if (w < 0) w = 0;
-    const size_t done = static_cast<size_t>(w) < piece.iov_len
-                            ? static_cast<size_t>(w)
-                            : piece.iov_len;
-    WriteAll(static_cast<const char*>(piece.iov_base) + done,
-             piece.iov_len - done);
-    w -= static_cast<ssize_t>(done);
-  }
+  WriteFatalLine(msg);
   abort();
+}
+
+void Throw(const char* msg, void (*more)(void*), void* arg) {
+  WriteFatalLine(msg);
+  more(arg);
+  abort();
+}
+
+void RawWrite(const char* s) {
+  size_t len = 0;
+  while (s[len] != '\0') ++len;
+  WriteAll(s, len);
 }
 
 RawBuffer& FatalBuffer() {

@@ -24,6 +24,17 @@ namespace stackalloc {
 // of stack beyond the caller's (msg is not copied).
 ABSL_ATTRIBUTE_NORETURN ABSL_ATTRIBUTE_COLD void Throw(const char* msg);
 
+// Prints "fatal error: <msg>" as Throw(msg) does, then calls more(arg),
+// which may write further lines with RawWrite (the overflow report's
+// traceback), and aborts.
+ABSL_ATTRIBUTE_NORETURN ABSL_ATTRIBUTE_COLD void Throw(const char* msg,
+                                                       void (*more)(void*),
+                                                       void* arg);
+
+// Writes s on stderr, all of it, with write(2) and nothing else:
+// async-signal-safe.
+void RawWrite(const char* s);
+
 // Prints a printf-formatted line on stderr without allocating (output longer
 // than 256 bytes is cut). Like runtime·printf, for the context before Throw().
 void RawPrintf(const char* format, ...) ABSL_PRINTF_ATTRIBUTE(1, 2);

@@ -93,6 +93,18 @@ ABSL_BUILD_FILES = {
         _lib("config"),
         _lib("base", linkopts = _ABSL_BASE_LIBS + ["-pthread"], deps = [":core_headers"]),
     ]),
+    # The async-signal-safe symbolizer (absl::Symbolize), for the overflow
+    # report's traceback.
+    "absl/debugging/BUILD": _lib(
+        "symbolize",
+        linkopts = [
+            "-labsl_symbolize",
+            "-labsl_debugging_internal",
+            "-labsl_demangle_internal",
+            "-labsl_malloc_internal",
+        ],
+        deps = ["//absl/base"],
+    ),
     "absl/time/BUILD": _lib(
         "time",
         linkopts = ["-labsl_time", "-labsl_time_zone", "-labsl_int128"],

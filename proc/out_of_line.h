@@ -28,11 +28,10 @@ void NewprocFinish(ProcG* g);
 // Gives back a record whose closure could not be stored (it threw).
 void NewprocAbort(ProcG* g);
 
-// Bytes left on the running stack below the caller's frame, minus
-// kStackGuard (0 if less); a thread that never entered the runtime is
-// bound to an M first, so the room is that of its real stack. Out of line so
-// that it reads the thread's M anew on every call: a G may resume on another
-// thread.
+// Bytes left on the running stack below the caller's frame (StackMargin()'s
+// answer, stackalloc.h), minus kStackGuard and SignalFrameReserve() (0 if
+// less). Out of line so that it reads the thread's M anew on every call: a
+// G may resume on another thread.
 size_t StackRoom();
 
 // Switches to g0 for a new segment of at least n bytes and calls fn(arg) on

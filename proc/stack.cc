@@ -20,6 +20,7 @@
 #include "proc/switch.h"
 #include "proc/types.h"
 #include "sched/m.h"
+#include "stack/margin.h"
 #include "stackalloc.h"
 
 // call_on_stack_x86_64.S
@@ -165,25 +166,17 @@ void CheckSegmentChain(const ProcG* g) {
 }
 
 size_t StackRoom() {
-  M* m = stackalloc::internal::tls_m;
-  asm volatile("" : "+r"(m));  // Read anew: a G may resume on another M.
-  const G* g = m->curg();
-  // A thread that never entered the runtime: bind it, so that its g0 has
-  // the thread's real stack bounds (room is never overstated).
-  if (ABSL_PREDICT_FALSE(g == nullptr)) g = getm()->curg();
-  const uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-  uintptr_t lo = g->stack_lo;
-  if (ABSL_PREDICT_FALSE(sp - lo >= g->stack_hi - lo)) {
-    // Not on the stack the M knows: a fiber of another library (a
-    // boost::context::fiber) or a signal stack. Its bounds are known only if
-    // it is a stack of ours; any other has no room we can vouch for.
-    void* v;
-    size_t size;
-    if (!FindStack(reinterpret_cast<void*>(sp), &v, &size)) return 0;
-    lo = reinterpret_cast<uintptr_t>(v);
+  // StackMargin()'s answer (the stack this frame is on: the G's segment,
+  // the thread's own, a fiber's of ours; none for a stack of unknown
+  // bounds), its fast path inline, less what every stack keeps free below
+  // its last check.
+  size_t margin;
+  if (ABSL_PREDICT_FALSE(!stackalloc::internal::FastStackMargin(
+          reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), &margin))) {
+    margin = StackMargin();
   }
-  const uintptr_t limit = lo + kStackGuard + SignalFrameReserve();
-  return sp > limit ? sp - limit : 0;
+  const size_t reserve = kStackGuard + SignalFrameReserve();
+  return margin > reserve ? margin - reserve : 0;
 }
 
 namespace {

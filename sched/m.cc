@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 
 #include <new>
 #include <thread>
@@ -14,6 +15,9 @@
 #include "alloc/sys_alloc.h"
 #include "base/check.h"
 #include "base/throw.h"
+
+// glibc (ld.so): the top of the main thread's stack, as the kernel left it.
+extern "C" void* __libc_stack_end;
 
 namespace stackalloc {
 namespace {
@@ -33,19 +37,12 @@ ABSL_CONST_INIT std::atomic<bool> caches_bypassed{false};
 
 // Bounds of the calling thread's own stack, for its g0.
 void ThreadStackBounds(G* g) {
-  pthread_attr_t attr;
-  void* addr = nullptr;
-  size_t size = 0;
-  if (pthread_getattr_np(pthread_self(), &attr) != 0) {
-    // Out of memory (glibc allocates here): the bounds stay unknown, which
-    // only the fiber runtime's sanitizer annotations would miss.
+  // Out of memory (glibc allocates there): the bounds stay unknown, which
+  // only the fiber runtime's sanitizer annotations and StackMargin() (which
+  // then reports no room) would miss.
+  if (!internal::ThreadStack(&g->stack_lo, &g->stack_hi)) {
     g->stack_lo = g->stack_hi = 0;
-    return;
   }
-  pthread_attr_getstack(&attr, &addr, &size);
-  pthread_attr_destroy(&attr);
-  g->stack_lo = reinterpret_cast<uintptr_t>(addr);
-  g->stack_hi = g->stack_lo + size;
 }
 
 // The M's signal stack with its guard page below, made on first need (an
@@ -253,6 +250,8 @@ SlowPathGate::~SlowPathGate() {
 
 namespace internal {
 ABSL_CONST_INIT M unbound_m;
+__thread uintptr_t tls_thread_stack_lo ABSL_ATTRIBUTE_INITIAL_EXEC = 0;
+__thread uintptr_t tls_thread_stack_hi ABSL_ATTRIBUTE_INITIAL_EXEC = 0;
 __thread M* tls_m ABSL_ATTRIBUTE_INITIAL_EXEC = &internal::unbound_m;
 __thread StackCaches* tls_stackcache ABSL_ATTRIBUTE_INITIAL_EXEC =
     &closed_caches;
@@ -428,6 +427,67 @@ M* internal::BindM() {
   M* m = TryBindM();
   if (m == nullptr) Throw("getm: out of memory for a new M");
   return m;
+}
+
+namespace {
+
+// The room the kernel keeps between a growing main stack and an accessible
+// mapping below it (Linux's stack_guard_gap: 256 pages unless the kernel's
+// command line says otherwise).
+constexpr uintptr_t kStackGuardGap = uintptr_t{256} << 12;
+
+// What pthread_getattr_np says of the main thread's stack is down to where
+// RLIMIT_STACK lets it grow, or to the end of the mapping below it if that
+// comes first (an infinite limit, a mapping placed within it): the kernel
+// stops the stack kStackGuardGap short of such a mapping. (A mapping that
+// ends within the gap below the rlimit's bound, but not at it, is not
+// looked for: that takes a probe per page, and mappings are placed at
+// least the limit and the gap away from the stack unless placed by hand.)
+void TrimMainStack(uintptr_t* lo, uintptr_t hi) {
+  if (*lo < kPageSize) return;
+  unsigned char resident;
+  // mincore fails with ENOMEM for an unmapped page: then nothing is below.
+  if (mincore(reinterpret_cast<void*>(*lo - kPageSize), kPageSize, &resident) !=
+      0) {
+    return;
+  }
+  *lo = hi - *lo > kStackGuardGap ? *lo + kStackGuardGap : hi;
+}
+
+}  // namespace
+
+bool internal::ThreadStack(uintptr_t* lo, uintptr_t* hi) {
+  if (ABSL_PREDICT_TRUE(internal::tls_thread_stack_hi != 0)) {
+    *lo = internal::tls_thread_stack_lo;
+    *hi = internal::tls_thread_stack_hi;
+    return true;
+  }
+  pthread_attr_t attr;
+  // glibc allocates here (the main thread's /proc/self/maps, another's CPU
+  // affinity): out of memory, the bounds stay unknown, to be asked again.
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return false;
+  void* addr = nullptr;
+  size_t size = 0;
+  pthread_attr_getstack(&attr, &addr, &size);
+  pthread_attr_destroy(&attr);
+  uintptr_t l = reinterpret_cast<uintptr_t>(addr);
+  const uintptr_t h = l + size;
+  // The main thread's stack is the one that holds __libc_stack_end (as
+  // glibc decides; a child forked from another thread runs on that
+  // thread's stack, which has a fixed size and a guard of glibc's).
+  const auto end = reinterpret_cast<uintptr_t>(__libc_stack_end);
+  if (l <= end && end <= h) TrimMainStack(&l, h);
+  internal::tls_thread_stack_lo = l;
+  internal::tls_thread_stack_hi = h;
+  *lo = l;
+  *hi = h;
+  return true;
+}
+
+bool internal::CachedThreadStack(uintptr_t* lo, uintptr_t* hi) {
+  *lo = internal::tls_thread_stack_lo;
+  *hi = internal::tls_thread_stack_hi;
+  return *hi != 0;
 }
 
 void dropm() {

@@ -195,6 +195,23 @@ M* BindM();
 // then refuse the request). A signal handler that calls in while its thread
 // binds dies with "stackalloc: re-entered from a signal handler".
 M* TryBindM();
+// The calling thread's own stack as ThreadStack() read it, [lo, hi); both 0
+// until it did. Initial-exec TLS, for StackMargin()'s fast path.
+extern __thread uintptr_t tls_thread_stack_lo ABSL_ATTRIBUTE_INITIAL_EXEC;
+extern __thread uintptr_t tls_thread_stack_hi ABSL_ATTRIBUTE_INITIAL_EXEC;
+// The calling thread's own stack, [*lo, *hi): where the thread started, as
+// pthread_getattr_np says (the main thread's: down to where RLIMIT_STACK, as
+// of the first call, lets it grow, and short of the kernel's guard gap above
+// a mapping that lies within that). Read on the thread's first call and
+// kept for its life (an M's g0 takes it when the thread binds). The first
+// call may allocate (glibc reads /proc/self/maps, or the CPU affinity, into
+// the heap), so it must not be made from a signal handler; later calls are
+// two thread-local loads, async-signal-safe. Returns false, keeping
+// nothing, when glibc could not say (out of memory).
+bool ThreadStack(uintptr_t* lo, uintptr_t* hi);
+// The bounds a ThreadStack() call kept, never reading them: false if the
+// thread made none yet. Async-signal-safe.
+bool CachedThreadStack(uintptr_t* lo, uintptr_t* hi);
 // Tests: runs in the middle of every binding (where a signal may interrupt
 // glibc's pthread_getattr_np), or nothing when nullptr.
 void SetBindHook(void (*hook)());

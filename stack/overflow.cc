@@ -11,7 +11,9 @@
 #include "alloc/chunk_map.h"
 #include "base/stack_sizes.h"
 #include "base/throw.h"
+#include "base/traceback.h"
 #include "sched/m.h"
+#include "stack/stack_bounds.h"
 
 namespace stackalloc {
 namespace internal {
@@ -74,18 +76,83 @@ void NameTheThread(RawBuffer& b) {
   }
 }
 
-[[noreturn]] void ReportOverflow(uintptr_t lo, size_t size, uintptr_t fault) {
+// The M's signal stack holds the symbolizer's frames, with room for the
+// kernel's signal frame and the handler's own.
+static_assert(kMinSignalStack >= 2 * kTracebackStack,
+              "the signal stack is too small to name functions");
+
+// Bytes left below this frame on the stack the handler runs on: the
+// alternate signal stack (the M's, or the thread's own), or whatever stack
+// of known bounds the kernel delivered the signal on; 0 if unknown.
+size_t HandlerRoom() {
+  const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  stack_t ss;
+  if (sigaltstack(nullptr, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) != 0) {
+    const auto lo = reinterpret_cast<uintptr_t>(ss.ss_sp);
+    return here - lo < ss.ss_size ? here - lo : 0;
+  }
+  uintptr_t lo, hi;
+  return StackBoundsHolding(*fault_map.load(std::memory_order_relaxed), here,
+                            &lo, &hi, /*read_thread_stack=*/false)
+             ? here - lo
+             : 0;
+}
+
+// The report's lines after its first: the traceback of the interrupted
+// code, whose frames are on the stack [lo, hi).
+struct Traceback {
+  Interrupted at;
+  uintptr_t lo;
+  uintptr_t hi;
+};
+
+// Writes the traceback (base/traceback.h): the pc, and the functions on the
+// stack, named where the handler's stack has room for the symbolizer.
+void WriteReportTraceback(void* arg) {
+  const auto* t = static_cast<const Traceback*>(arg);
+  const size_t room = HandlerRoom();
+  const bool names = room >= kTracebackStack;
+  WriteTraceback(t->at, t->lo, t->hi, names);
+  if (!names) {
+    RawBuffer b;
+    b.Str("  (functions not named: ").Udec(room);
+    b.Str(" bytes of stack left for the handler, naming takes ");
+    b.Udec(kTracebackStack).Str(")\n");
+    RawWrite(b.c_str());
+  }
+}
+
+// The traceback of the code a fault interrupted: its frames are on the
+// stack [lo, hi) when its stack pointer is in it or in the guard page
+// below; a fault from code elsewhere (a stray write below a stack) has them
+// on the stack its stack pointer is on, if we know that stack's bounds,
+// and else only its pc is shown.
+Traceback TracebackOf(void* context, uintptr_t lo, uintptr_t hi) {
+  Traceback t{InterruptedAt(context), lo, hi};
+  const uintptr_t sp = t.at.sp;
+  if (sp + kPageSize >= lo && sp < hi) return t;
+  if (!StackBoundsHolding(*fault_map.load(std::memory_order_relaxed), sp, &t.lo,
+                          &t.hi, /*read_thread_stack=*/false)) {
+    t.lo = t.hi = 0;
+  }
+  return t;
+}
+
+[[noreturn]] void ReportOverflow(uintptr_t lo, size_t size, uintptr_t fault,
+                                 void* context) {
   RawBuffer b;
   b.Str("stack overflow: ").Udec(size).Str("-byte stack [");
   b.Hex(lo).Str(", ").Hex(lo + size).Str(")");
   NameTheThread(b);
   b.Str(" (fault at ").Hex(fault).Str(", ").Udec(lo - fault);
   b.Str(" bytes below the stack)");
-  Throw(b.c_str());
+  Traceback t = TracebackOf(context, lo, lo + size);
+  Throw(b.c_str(), &WriteReportTraceback, &t);
 }
 
 // The kernel could not push a signal frame below sp, on one of our stacks.
-[[noreturn]] void ReportFrameOverflow(uintptr_t lo, size_t size, uintptr_t sp) {
+[[noreturn]] void ReportFrameOverflow(uintptr_t lo, size_t size, uintptr_t sp,
+                                      void* context) {
   RawBuffer b;
   b.Str("stack overflow: ").Udec(size).Str("-byte stack [");
   b.Hex(lo).Str(", ").Hex(lo + size).Str(")");
@@ -96,10 +163,15 @@ void NameTheThread(RawBuffer& b) {
   } else {
     b.Udec(lo - sp).Str(" bytes below the stack)");
   }
-  Throw(b.c_str());
+  Traceback t = TracebackOf(context, lo, lo + size);
+  Throw(b.c_str(), &WriteReportTraceback, &t);
 }
 
-[[noreturn]] void ReportSignalStackOverflow(const M* m, uintptr_t fault) {
+// A handler ran past the M's signal stack. This handler runs at the top of
+// that stack again, over the outer frames of the one that overflowed: the
+// walk reads only below what this handler and the symbolizer may use.
+[[noreturn]] void ReportSignalStackOverflow(const M* m, uintptr_t fault,
+                                            void* context) {
   const auto lo = reinterpret_cast<uintptr_t>(
       m->sigaltstack.load(std::memory_order_relaxed));
   RawBuffer b;
@@ -108,7 +180,10 @@ void NameTheThread(RawBuffer& b) {
   b.Hex(lo).Str(", ").Hex(lo + SignalStackBytes()).Str(") of M ");
   b.Dec(m->id()).Str(" (fault at ").Hex(fault).Str(", ");
   b.Udec(lo - fault).Str(" bytes below it)");
-  Throw(b.c_str());
+  const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  Traceback t = TracebackOf(
+      context, lo, here - lo > kTracebackStack ? here - kTracebackStack : lo);
+  Throw(b.c_str(), &WriteReportTraceback, &t);
 }
 
 // True if the context says the CPU raised a general protection fault (a
@@ -127,19 +202,6 @@ bool GeneralProtectionFault(void* context) {
 #endif
 }
 
-// The interrupted stack pointer, or 0 where we cannot read it.
-uintptr_t InterruptedSp(void* context) {
-  const auto* uc = static_cast<const ucontext_t*>(context);
-#if defined(__x86_64__)
-  return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
-#elif defined(__aarch64__)
-  return static_cast<uintptr_t>(uc->uc_mcontext.sp);
-#else
-  (void)uc;
-  return 0;
-#endif
-}
-
 // Reports the fault if it is an overflow of ours: a guard page below one of
 // our stacks, below an M's signal stack, or a signal frame the kernel could
 // not push onto one of our stacks (SIGSEGV with SI_KERNEL and no address:
@@ -150,7 +212,7 @@ void ReportIfOurs(int sig, const siginfo_t* info, void* context) {
   if (sig == SIGSEGV && info->si_code == SI_KERNEL &&
       info->si_addr == nullptr) {
     if (GeneralProtectionFault(context)) return;
-    const uintptr_t sp = InterruptedSp(context);
+    const uintptr_t sp = InterruptedAt(context).sp;
     const ChunkRecord* rec =
         sp == 0 ? nullptr
                 : fault_map.load(std::memory_order_relaxed)->Lookup(sp);
@@ -158,7 +220,7 @@ void ReportIfOurs(int sig, const siginfo_t* info, void* context) {
     if (rec->ReadGuardHolding(sp, &lo, &size) ||
         (rec->ReadStackHolding(sp, &lo, &size) &&
          sp - lo < signal_frame_bytes.load(std::memory_order_relaxed))) {
-      ReportFrameOverflow(lo, size, sp);
+      ReportFrameOverflow(lo, size, sp, context);
     }
     return;
   }
@@ -170,9 +232,11 @@ void ReportIfOurs(int sig, const siginfo_t* info, void* context) {
   // The record of a large stack freed meanwhile on another thread may be
   // rewritten as we read it: then the fault is not in its guard.
   if (rec != nullptr && rec->ReadGuardHolding(a, &lo, &size)) {
-    ReportOverflow(lo, size, a);
+    ReportOverflow(lo, size, a, context);
   }
-  if (const M* m = SignalStackGuardHolding(a)) ReportSignalStackOverflow(m, a);
+  if (const M* m = SignalStackGuardHolding(a)) {
+    ReportSignalStackOverflow(m, a, context);
+  }
 }
 
 void OnFault(int sig, siginfo_t* info, void* context);

@@ -10,9 +10,18 @@
 // handler that ran past an M's alternate signal stack into its guard
 // ("fatal error: signal stack overflow: ...").
 //
+// Each report goes on with the traceback of the interrupted code
+// (base/traceback.h): "  pc 0x<address> in <function>", the faulting
+// instruction, then "  called from 0x<address> in <function>" for the
+// functions on the stack, a recursion's frames on one line ("(<n>
+// frames)"), named by Abseil's async-signal-safe symbolizer when the stack
+// the handler runs on has kTracebackStack bytes left (else the addresses,
+// and a line saying why the names are missing).
+//
 // The handler runs on the alternate signal stack every M gives its thread
-// (sched/m.h), takes no lock and allocates nothing: the lookup from the
-// fault address to the stack is two loads in the ChunkMap and a division.
+// (sched/m.h), takes no lock and allocates nothing from the heap: the
+// lookup from the fault address to the stack is two loads in the ChunkMap
+// and a division; the symbolizer keeps its state in pages it maps itself.
 
 #ifndef STACK_OVERFLOW_H_
 #define STACK_OVERFLOW_H_

@@ -18,10 +18,12 @@
 #include "sched/m.h"
 #include "stack/heap.h"
 #include "stack/large_stack.h"
+#include "stack/margin.h"
 #include "stack/misuse.h"
 #include "stack/overflow.h"
 #include "stack/parameters.h"
 #include "stack/scavenge.h"
+#include "stack/stack_bounds.h"
 #include "stack/stack_cache.h"
 #include "stack/usage.h"
 #include "stack/wipe.h"
@@ -232,6 +234,18 @@ void InstallStackOverflowHandler() {
 
 void SetGuardMappingBudget(size_t mappings) {
   internal::SetGuardMappingBudget(mappings);
+}
+
+size_t StackMargin() {
+  // This call's own frame: a few words below the caller's stack pointer.
+  const auto sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  size_t margin;
+  if (ABSL_PREDICT_TRUE(internal::FastStackMargin(sp, &margin))) return margin;
+  uintptr_t lo, hi;
+  return internal::StackBoundsHolding(internal::TheChunkMap(), sp, &lo, &hi,
+                                      /*read_thread_stack=*/true)
+             ? sp - lo
+             : 0;
 }
 
 bool FindStack(const void* p, void** lo, size_t* size) {
