@@ -79,8 +79,10 @@ struct alignas(64) ChunkRecord {
   // On the list of every chunk of this order (set before publication, never
   // changed; large stacks are on no list).
   ChunkRecord* order_next = nullptr;
-  // Scratch of the order's scavenger, which runs one at a time.
-  int scavenge_count = 0;
+  // Scratch of the order's scavenger, which runs one at a time (atomic: a
+  // released record's is reset by BeginRewrite on another thread while the
+  // pass walks every record).
+  std::atomic<int> scavenge_count{0};
   // Slots free in the pool (kPooled, kReleased, kStranded), kept by
   // Transition(): the scavenger takes the pool's batches off it only when
   // some chunk has every slot there. A hint: a slot may be on its way.

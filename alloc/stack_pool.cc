@@ -113,6 +113,19 @@ class StackPool::Holder {
     return true;
   }
 
+  // Lets go of every stack in [lo, hi) (a chunk's), keeping the rest.
+  void Drop(uintptr_t lo, uintptr_t hi) {
+    for (Node* n = out_; n != nullptr;
+         n = n->next.load(std::memory_order_relaxed)) {
+      int kept = 0;
+      for (int i = 0; i < n->n; ++i) {
+        const auto a = reinterpret_cast<uintptr_t>(n->items[i]);
+        if (a < lo || a >= hi) n->items[kept++] = n->items[i];
+      }
+      n->n = kept;
+    }
+  }
+
   // The nodes held, linked by next; the caller owns them.
   Node* Take() {
     Node* n = out_;
@@ -133,36 +146,45 @@ class StackPool::Holder {
   Node* out_ = nullptr;
 };
 
-// Returns a chunk whose every slot is free to the OS and links it on *done,
-// to be offered for reuse once the pass ends; false, changing nothing, if
-// the OS kept its pages (they are locked).
-// REQUIRES: no slot of rec is in a batch any more.
+// Returns a chunk whose every slot is free to the OS, books it
+// (on_release) and offers it for reuse; false, changing nothing, if the OS
+// kept its pages (they are locked).
+// REQUIRES: no slot of rec is in a batch any more; its scavenge_count is 0.
 bool StackPool::ReleaseChunk(ChunkRecord* rec, ScavengeResult* r,
-                             ChunkRecord** done) {
+                             OnRelease on_release, void* arg) {
   if (!SysUnused(reinterpret_cast<void*>(rec->base.load()), rec->bytes)) {
     return false;
   }
+  ScavengeResult one;
+  one.chunks_released = 1;
+  one.chunk_stacks = rec->nslots;
   int64_t stranded = 0;
   SlotState found;
   for (int i = 0; i < rec->nslots; ++i) {
     const SlotState s = rec->State(i);
-    if (s == SlotState::kReleased) ++r->chunk_stacks_were_released;
+    if (s == SlotState::kReleased) ++one.chunk_stacks_were_released;
     if (s == SlotState::kStranded) ++stranded;
     STACKALLOC_CHECK(s == SlotState::kPooled || s == SlotState::kReleased ||
                      s == SlotState::kStranded);
     STACKALLOC_CHECK(rec->Transition(i, s, SlotState::kUncarved, &found));
   }
   stranded_.fetch_sub(stranded, std::memory_order_relaxed);
-  r->chunk_stacks += rec->nslots;
-  ++r->chunks_released;
-  rec->pool_link.store(*done, std::memory_order_relaxed);
-  *done = rec;
+  released_stacks_.fetch_sub(one.chunk_stacks_were_released,
+                             std::memory_order_relaxed);
+  r->chunks_released += 1;
+  r->chunk_stacks += one.chunk_stacks;
+  r->chunk_stacks_were_released += one.chunk_stacks_were_released;
+  if (on_release != nullptr) on_release(one, arg);
+  // Only now, with its pages gone and booked, may another M carve it again.
+  released_count_.fetch_add(1, std::memory_order_relaxed);
+  released_[rec->guard != 0 ? 1 : 0].Push(rec);
   return true;
 }
 
-// Returns the pages of one pooled stack (its guard stays), unless the OS
-// keeps them (locked): then it stays as it was.
-void StackPool::ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r) {
+// Returns the pages of one pooled stack (its guard stays) and books it,
+// unless the OS keeps them (locked): then it stays as it was.
+void StackPool::ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r,
+                             OnRelease on_release, void* arg) {
   SlotState found;
   if (rec->State(slot) != SlotState::kPooled) return;  // Already released.
   if (!SysUnused(reinterpret_cast<void*>(rec->StackAt(slot)),
@@ -173,6 +195,11 @@ void StackPool::ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r) {
       rec->Transition(slot, SlotState::kPooled, SlotState::kReleased, &found));
   released_stacks_.fetch_add(1, std::memory_order_relaxed);
   ++r->stacks_released;
+  if (on_release != nullptr) {
+    ScavengeResult one;
+    one.stacks_released = 1;
+    on_release(one, arg);
+  }
 }
 
 // Puts batch n back (into `to`), or its node into the empty list if it
@@ -187,19 +214,19 @@ void StackPool::PutBack(Node* n, NodeStack* to) {
 }
 
 // A pass never takes the pool's batches all at once: while it ran, refills
-// would find the pool empty and carve new chunks (peak memory rose 1.5x
+// would find the pool empty and carve new chunks (peak memory rose 1.5-2x
 // with a scavenger preempted mid-pass on a loaded machine). It takes one
 // batch at a time, from full_ and from the batches the last pass put back;
 // holds aside the stacks of chunks that may be wholly free (every slot in
-// the pool, by ChunkRecord::pool_slots) and releases a chunk the moment it
-// holds all of them (with the stranded ones); puts the batch back with
-// every other stack, in the other list, so it never meets a batch twice,
-// after returning their pages if release_stacks. At the end the held
-// stacks of chunks not released go back to the pool, and the released
-// chunks are offered for reuse: until then their records, and the counts
-// in them, are the pass's alone. Batches are changed in place, nothing
-// copied onto the stack (a G may call this on a 4 KiB stack).
-StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
+// the pool, by ChunkRecord::pool_slots) and releases a chunk, offered for
+// reuse at once, the moment it holds all of them (with the stranded ones);
+// puts the batch back with every other stack, in the other list, so it
+// never meets a batch twice, after returning their pages if release_stacks.
+// At the end the held stacks of chunks not released go back to the pool.
+// Batches are changed in place, nothing copied onto the stack (a G may
+// call this on a 4 KiB stack).
+StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks,
+                                              OnRelease on_release, void* arg) {
   ScavengeResult r;
   if (scavenging_.exchange(true, std::memory_order_acquire)) return r;
   r.ran = true;
@@ -212,14 +239,24 @@ StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
     scavenging_.store(false, std::memory_order_release);
     return r;
   }
-  // A chunk's scavenge_count: stacks held (and stranded) while below
-  // nslots; then kGone once released, or kKept if the OS refused.
-  constexpr int kGone = -1;
-  constexpr int kKept = -2;
-  ChunkRecord* done = nullptr;  // Released, offered at the end.
+  Holder held(this);
+  // A chunk's scavenge_count: its stacks held (and stranded) while below
+  // nslots. Whole, it goes (0 again before the release, since another
+  // thread may take the record at once) and its stacks leave the holder; if
+  // the OS refuses, it is marked kKept and its stacks go back at the end.
+  constexpr int kKept = -1;
   auto release_if_whole = [&](ChunkRecord* rec) {
-    if (rec->scavenge_count != rec->nslots) return;
-    rec->scavenge_count = ReleaseChunk(rec, &r, &done) ? kGone : kKept;
+    if (rec->scavenge_count.load(std::memory_order_relaxed) != rec->nslots) {
+      return;
+    }
+    const uintptr_t base = rec->base.load();
+    const uintptr_t end = base + rec->bytes;
+    rec->scavenge_count.store(0, std::memory_order_relaxed);
+    if (ReleaseChunk(rec, &r, on_release, arg)) {
+      held.Drop(base, end);  // By address: the record may be reused already.
+    } else {
+      rec->scavenge_count.store(kKept, std::memory_order_relaxed);
+    }
   };
   if (candidates && stranded() > 0) {
     CountStranded();
@@ -231,73 +268,65 @@ StackPool::ScavengeResult StackPool::Scavenge(bool release_stacks) {
   NodeStack* const from[2] = {&full_, &seen_[seen_parity_]};
   seen_parity_ ^= 1;
   NodeStack* const to = &seen_[seen_parity_];
-  Node* held_nodes;
-  {
-    Holder held(this);
-    for (NodeStack* list : from) {
-      // Each batch holds a stack at least: the pass ends even while others
-      // keep putting batches in.
-      for (int64_t bound = stacks(); bound > 0; --bound) {
-        Node* n = list->Pop();
-        if (n == nullptr) break;
-        const int count = n->n;
-        stacks_.fetch_sub(count, std::memory_order_relaxed);
-        r.stacks_examined += count;
-        int kept = 0;
-        for (int i = 0; i < count; ++i) {
-          void* stack = n->items[i];
-          const auto a = reinterpret_cast<uintptr_t>(stack);
-          ChunkRecord* rec = map_->Lookup(a);
-          STACKALLOC_CHECK(rec != nullptr && rec->order == order_);
-          // A stack twice in the pool, or of a chunk already decided.
-          STACKALLOC_CHECK(rec->scavenge_count >= 0 &&
-                           rec->scavenge_count < rec->nslots);
-          if (candidates &&
-              rec->pool_slots.load(std::memory_order_relaxed) == rec->nslots &&
-              held.Append(stack)) {
-            ++rec->scavenge_count;
-            release_if_whole(rec);
-            continue;
-          }
-          if (release_stacks) ReleaseStack(rec, rec->SlotOfStack(a), &r);
-          n->items[kept++] = stack;
+  for (NodeStack* list : from) {
+    // Each batch holds a stack at least: the pass ends even while others
+    // keep putting batches in.
+    for (int64_t bound = stacks(); bound > 0; --bound) {
+      Node* n = list->Pop();
+      if (n == nullptr) break;
+      const int count = n->n;
+      stacks_.fetch_sub(count, std::memory_order_relaxed);
+      r.stacks_examined += count;
+      int kept = 0;
+      for (int i = 0; i < count; ++i) {
+        void* stack = n->items[i];
+        const auto a = reinterpret_cast<uintptr_t>(stack);
+        ChunkRecord* rec = map_->Lookup(a);
+        STACKALLOC_CHECK(rec != nullptr && rec->order == order_);
+        // A stack twice in the pool, or of a chunk already decided (one
+        // released in this pass has every slot kUncarved).
+        const SlotState state = rec->State(rec->SlotOfStack(a));
+        STACKALLOC_CHECK(state == SlotState::kPooled ||
+                         state == SlotState::kReleased);
+        const int held_so_far = rec->scavenge_count.load();
+        STACKALLOC_CHECK(held_so_far >= 0 && held_so_far < rec->nslots);
+        if (candidates &&
+            rec->pool_slots.load(std::memory_order_relaxed) == rec->nslots &&
+            held.Append(stack)) {
+          rec->scavenge_count.store(held_so_far + 1, std::memory_order_relaxed);
+          release_if_whole(rec);
+          continue;
         }
-        n->n = kept;
-        PutBack(n, to);
+        if (release_stacks) {
+          ReleaseStack(rec, rec->SlotOfStack(a), &r, on_release, arg);
+        }
+        n->items[kept++] = stack;
+      }
+      n->n = kept;
+      PutBack(n, to);
+    }
+  }
+  // What is still held belongs to chunks not released: back to the pool.
+  for (Node* n = held.Take(); n != nullptr;) {
+    Node* next = n->next.load(std::memory_order_relaxed);
+    for (int i = 0; i < n->n; ++i) {
+      const auto a = reinterpret_cast<uintptr_t>(n->items[i]);
+      ChunkRecord* rec = map_->Lookup(a);
+      if (release_stacks) {
+        ReleaseStack(rec, rec->SlotOfStack(a), &r, on_release, arg);
       }
     }
-    held_nodes = held.Take();
-  }
-  // Held stacks of released chunks leave their nodes; the rest go back.
-  while (held_nodes != nullptr) {
-    Node* n = held_nodes;
-    held_nodes = n->next.load(std::memory_order_relaxed);
-    int kept = 0;
-    for (int i = 0; i < n->n; ++i) {
-      void* stack = n->items[i];
-      const auto a = reinterpret_cast<uintptr_t>(stack);
-      ChunkRecord* rec = map_->Lookup(a);
-      if (rec->scavenge_count == kGone) continue;
-      if (release_stacks) ReleaseStack(rec, rec->SlotOfStack(a), &r);
-      n->items[kept++] = stack;
-    }
-    n->n = kept;
     PutBack(n, to);
+    n = next;
   }
+  // Counts of the chunks not released (a released record's is 0 already,
+  // and may be another thread's to reset now).
   for (ChunkRecord* rec = chunks_.load(std::memory_order_acquire);
        rec != nullptr; rec = rec->order_next) {
-    rec->scavenge_count = 0;
+    if (rec->scavenge_count.load(std::memory_order_relaxed) != 0) {
+      rec->scavenge_count.store(0, std::memory_order_relaxed);
+    }
   }
-  // Only now, with their pages gone and the pass done with their records,
-  // may another M carve them again.
-  while (done != nullptr) {
-    ChunkRecord* rec = done;
-    done = rec->pool_link.load(std::memory_order_relaxed);
-    released_count_.fetch_add(1, std::memory_order_relaxed);
-    released_[rec->guard != 0 ? 1 : 0].Push(rec);
-  }
-  released_stacks_.fetch_sub(r.chunk_stacks_were_released,
-                             std::memory_order_relaxed);
   scavenging_.store(false, std::memory_order_release);
   return r;
 }

@@ -92,11 +92,18 @@ class StackPool {
     int64_t chunk_stacks_were_released = 0;  // ...so many were kReleased.
     int64_t stacks_released = 0;  // Single stacks whose pages went back.
   };
+  // Called with each release as it happens (one chunk, or one stack), before
+  // the chunk or stack can be taken again, so the caller's statistics never
+  // count memory twice.
+  using OnRelease = void (*)(const ScavengeResult& release, void* arg);
+
   // Returns to the OS the pages of every chunk whose slots are all free in
   // the pool, and, if release_stacks, of every free stack still holding
-  // pages. The pool serves throughout: the pass takes one batch off it at a
-  // time and holds aside only the stacks of chunks that may go whole.
-  ScavengeResult Scavenge(bool release_stacks);
+  // pages; returns the totals. The pool serves throughout: the pass takes
+  // one batch off it at a time and holds aside only the stacks of chunks
+  // that may go whole, each chunk until it holds it whole.
+  ScavengeResult Scavenge(bool release_stacks, OnRelease on_release = nullptr,
+                          void* arg = nullptr);
 
   // Free stacks in batches, stranded stacks, and released chunks waiting for
   // reuse. Exact when no call is in flight.
@@ -128,8 +135,10 @@ class StackPool {
   Node* NewNode(int64_t* meta_sys);
   // Scavenge's parts.
   void CountStranded();
-  bool ReleaseChunk(ChunkRecord* rec, ScavengeResult* r, ChunkRecord** done);
-  void ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r);
+  bool ReleaseChunk(ChunkRecord* rec, ScavengeResult* r, OnRelease on_release,
+                    void* arg);
+  void ReleaseStack(ChunkRecord* rec, int slot, ScavengeResult* r,
+                    OnRelease on_release, void* arg);
   void PutBack(Node* n, NodeStack* to);
 
   const int order_;

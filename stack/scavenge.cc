@@ -28,7 +28,8 @@ size_t PooledBytes() {
   return bytes;
 }
 
-// Books one order's pass on m's shard; returns the bytes it released.
+// Books one release (a chunk or a stack) of an order on m's shard; returns
+// the bytes it released.
 size_t Account(M* m, int order, const StackPool::ScavengeResult& r) {
   StackOrderShard& st = m->mcache.stackcache.c[order].stats;
   const auto size = static_cast<int64_t>(OrderStackSize(order));
@@ -50,12 +51,25 @@ size_t ScavengePools(M* m) {
   // enters again: empty them into the pools, so their chunks can go too.
   ForEachIdleM([](M* idle, void*) { EmptyCaches(idle); }, nullptr);
   RetryLargeUnmaps(m, kAllLargeUnmaps);
-  size_t released = 0;
+  // Each release is booked as it happens, before another M can carve the
+  // chunk or take the stack again: booked at the pass's end, a chunk
+  // released and carved again meanwhile counted twice in stacks_sys.
+  struct Booking {
+    M* m;
+    int order;
+    size_t released;
+  } booking{m, 0, 0};
   for (int k = 0; k < kNumStackOrders; ++k) {
-    const StackPool::ScavengeResult r =
-        PoolOf(k).Scavenge(/*release_stacks=*/k >= kReleaseStackOrder);
-    if (r.ran) released += Account(m, k, r);
+    booking.order = k;
+    PoolOf(k).Scavenge(
+        /*release_stacks=*/k >= kReleaseStackOrder,
+        [](const StackPool::ScavengeResult& one, void* arg) {
+          auto* b = static_cast<Booking*>(arg);
+          b->released += Account(b->m, b->order, one);
+        },
+        &booking);
   }
+  const size_t released = booking.released;
   pooled_after_scavenge.store(PooledBytes(), std::memory_order_relaxed);
   return released;
 }
