@@ -13,6 +13,7 @@ STACKALLOC_COPTS = [
     "-Wshadow",
     "-Wnon-virtual-dtor",
     "-Wcast-align",
+    "-Wmissing-declarations",
     "-Wno-sign-compare",
 ]
 

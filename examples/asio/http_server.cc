@@ -52,6 +52,8 @@ namespace http = boost::beast::http;
 using boost::beast::error_code;
 using tcp = asio::ip::tcp;
 
+namespace {
+
 // One connection: answers its requests until the client closes it.
 void Session(tcp::socket& socket, asio::yield_context yield) {
   boost::beast::flat_buffer buffer;
@@ -136,6 +138,8 @@ void Serve(StackAllocator salloc, int port, int threads) {
   }
   for (std::thread& t : pool) t.join();
 }
+
+}  // namespace
 
 int main(int argc, char** argv) {
   int port = 8080;
