@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <new>
 #include <string>
 #include <thread>
@@ -141,7 +142,7 @@ void Serve(StackAllocator salloc, int port, int threads) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   int port = 8080;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::string stack = "ours";
@@ -185,4 +186,7 @@ int main(int argc, char** argv) {
          static_cast<unsigned long long>(st.stacks_inuse),
          static_cast<unsigned long long>(st.stacks_unguarded));
   return 0;
+} catch (const std::exception& e) {  // The port taken, say.
+  fprintf(stderr, "http_server: %s\n", e.what());
+  return 1;
 }
