@@ -165,9 +165,9 @@ TEST(ChunkMapTest, ConcurrentSetClearAndLookup) {
   }
   std::thread reader([&] {
     while (!done.load()) {
-      for (int t = 0; t < kThreads; ++t) {
-        const ChunkRecord* r = map.Lookup(recs[t].base + 70000);
-        ASSERT_TRUE(r == nullptr || r == &recs[t]);
+      for (const ChunkRecord& rec : recs) {
+        const ChunkRecord* r = map.Lookup(rec.base + 70000);
+        ASSERT_TRUE(r == nullptr || r == &rec);
       }
     }
   });

@@ -19,7 +19,7 @@
 // process_madvise() on it advises the caller's own memory with no file
 // descriptor to open, leak or inherit across fork().
 #ifndef PIDFD_SELF_THREAD
-#define PIDFD_SELF_THREAD -10000
+#define PIDFD_SELF_THREAD (-10000)
 #endif
 
 namespace stackalloc {

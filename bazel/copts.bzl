@@ -13,6 +13,7 @@ STACKALLOC_COPTS = [
     "-Wshadow",
     "-Wnon-virtual-dtor",
     "-Wcast-align",
+    "-Wmissing-declarations",
     "-Wno-sign-compare",
 ]
 
@@ -79,8 +80,12 @@ def stackalloc_sh_benchmark(name, srcs = None, tags = [], **kwargs):
 # returns from them on another ran TSan's per-thread shadow call stack out of
 # its bounds (a crash in TSan's stack depot); memory accesses and
 # synchronization are still checked, and reports lose the callers of the
-# racing frame (docs/boost.md, "Sanitizers").
-ASIO_COPTS = [
-    "-Wno-tsan",
-    "--param=tsan-instrument-func-entry-exit=0",
-]
+# racing frame (docs/boost.md, "Sanitizers"). Both flags are GCC's: clang
+# (--config=clang) builds these without TSan and takes neither.
+ASIO_COPTS = select({
+    "//bazel:clang": [],
+    "//conditions:default": [
+        "-Wno-tsan",
+        "--param=tsan-instrument-func-entry-exit=0",
+    ],
+})

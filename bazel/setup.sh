@@ -19,8 +19,9 @@ packages=(
   libgoogle-perftools-dev    # peers benchmark (tcmalloc)
   libmimalloc-dev            # peers benchmark
   clang-format               # .ci/run's format check
-  clang-14                   # the libFuzzer target (--config=fuzz)
+  clang-14                   # the libFuzzer target (--config=fuzz), --config=clang
   libclang-rt-14-dev         # its fuzzer and sanitizer runtimes
+  clang-tidy-14              # .ci/run's tidy phase (clang-tidy-14, run-clang-tidy-14)
   jq                         # .ci/run reads Bazel's build event JSON with it
   golang-go                  # Go 1.19, the peer in //testing/perf:stack_growth_report
   valgrind

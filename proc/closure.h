@@ -52,7 +52,9 @@ class Closure {
  private:
   using Op = void (*)(void* buf, bool call);
 
+  // clang-tidy 14 takes sizeof(Fn) and alignof(Fn) for the same expression.
   template <typename Fn>
+  // NOLINTNEXTLINE(misc-redundant-expression)
   static constexpr bool kFitsInline = sizeof(Fn) <= kInlineSize &&
                                       alignof(Fn) <= alignof(std::max_align_t);
 

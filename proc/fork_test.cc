@@ -19,7 +19,11 @@
 #include "testing/test_helpers.h"
 
 // A multithreaded parent's child may start threads here (that is the
-// point); TSan refuses that unless told otherwise.
+// point); TSan refuses that unless told otherwise. TSan's runtime calls this
+// hook if it is defined; no header of TSan's declares it. The name, reserved,
+// is TSan's.
+// NOLINTNEXTLINE(bugprone-reserved-identifier)
+extern "C" const char* __tsan_default_options();
 extern "C" const char* __tsan_default_options() { return "die_after_fork=0"; }
 
 namespace stackalloc {

@@ -168,6 +168,8 @@ void NewprocAbort(ProcG* g) {
   EndExternalSpawn();
 }
 
+namespace {
+
 // fork(): the runtime's locks are held across it, so the child finds them
 // consistent; the child then abandons the runtime (its Ms did not follow).
 void ForkPrepare() ABSL_EXCLUSIVE_LOCK_FUNCTION(control_mu, stats_mu) {
@@ -198,6 +200,7 @@ void ForkChild() ABSL_UNLOCK_FUNCTION(control_mu, stats_mu) {
   control_mu.Unlock();
 }
 
+}  // namespace
 }  // namespace internal
 
 void Start(const Options& options) {

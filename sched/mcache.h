@@ -59,9 +59,9 @@ struct StackCaches {
   // The cache of each class: c[k] for order k's class, the closed one for
   // the others, and for every order but 0 while the M is in malloc or GC
   // (M::set_mallocing), where only kFixedStack requests are allowed.
-  StackCache* by_class[kNumStackClasses];
+  StackCache* by_class[kNumStackClasses] = {};
 
-  constexpr StackCaches() : c(), by_class() {
+  constexpr StackCaches() : c() {
     for (StackCache*& p : by_class) p = &c[kNumStackOrders];
     for (int k = 0; k < kNumStackOrders; ++k) {
       by_class[StackClassOfOrder(k)] = &c[k];

@@ -55,6 +55,8 @@ constexpr auto kMoveTimeout = std::chrono::seconds(60);
 // handoff there goes through instrumented code).
 class UncheckedByTsan {
  public:
+  // Empty without TSan, and not "= default" for that.
+  // NOLINTBEGIN(modernize-use-equals-default)
   UncheckedByTsan() {
 #ifdef ABSL_HAVE_THREAD_SANITIZER
     __tsan_ignore_thread_begin();
@@ -65,6 +67,7 @@ class UncheckedByTsan {
     __tsan_ignore_thread_end();
 #endif
   }
+  // NOLINTEND(modernize-use-equals-default)
   UncheckedByTsan(const UncheckedByTsan&) = delete;
   UncheckedByTsan& operator=(const UncheckedByTsan&) = delete;
 };

@@ -133,7 +133,7 @@ TEST(RefusalTest, ThreadsUnderRefusalThenExact) {
     for (int i = 0; i < 50000; ++i) {
       if (r() % 2 == 0 || held.empty()) {
         const size_t n = Pick(r);
-        if (void* v = stackalloc(n)) held.push_back({v, n});
+        if (void* v = stackalloc(n)) held.emplace_back(v, n);
       } else {
         const size_t j = r() % held.size();
         stackfree(held[j].first, held[j].second);
@@ -242,7 +242,7 @@ TEST(RlimitTest, FirstCallOnAThreadUnderRefusalReturnsNullOrAStack) {
 constexpr uintptr_t kLeafSpan = uintptr_t{1} << 33;     // 8 GiB per leaf.
 constexpr size_t kLeafBytes = size_t{1} << 19;          // 2^16 pointers.
 constexpr uintptr_t kBoundary = uintptr_t{0x5a} << 40;  // A multiple of it.
-static_assert(kBoundary % kLeafSpan == 0, "");
+static_assert(kBoundary % kLeafSpan == 0);
 
 void* chunk_mem = nullptr;
 size_t chunk_len = 0;

@@ -233,7 +233,7 @@ void FillPools() {
       for (int i = 0; i < 70 - 20 * t; ++i) {
         void* p = stackalloc(OrderStackSize(k));
         static_cast<volatile char*>(p)[OrderStackSize(k) - 1] = 1;
-        v.push_back({p, OrderStackSize(k)});
+        v.emplace_back(p, OrderStackSize(k));
       }
     }
     for (size_t i = 0; i < v.size(); i += 2) stackfree(v[i].first, v[i].second);

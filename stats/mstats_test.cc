@@ -59,9 +59,9 @@ TEST(MStatsTest, ShardsAreSummedExactlyPerOrderAndInAll) {
 }
 
 TEST(MStatsTest, ShardsDoNotShareCacheLines) {
-  static_assert(alignof(MStatsShard) >= 64, "");
-  static_assert(sizeof(MStatsShard) % 64 == 0, "");
-  static_assert(alignof(StackOrderShard) >= 64, "");
+  static_assert(alignof(MStatsShard) >= 64);
+  static_assert(sizeof(MStatsShard) % 64 == 0);
+  static_assert(alignof(StackOrderShard) >= 64);
   static_assert(sizeof(StackOrderShard) == 64, "one line per order");
   MStatsShard shards[2];
   EXPECT_GE(

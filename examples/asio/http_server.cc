@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <new>
 #include <string>
 #include <thread>
@@ -51,6 +52,8 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using boost::beast::error_code;
 using tcp = asio::ip::tcp;
+
+namespace {
 
 // One connection: answers its requests until the client closes it.
 void Session(tcp::socket& socket, asio::yield_context yield) {
@@ -137,7 +140,9 @@ void Serve(StackAllocator salloc, int port, int threads) {
   for (std::thread& t : pool) t.join();
 }
 
-int main(int argc, char** argv) {
+}  // namespace
+
+int main(int argc, char** argv) try {
   int port = 8080;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::string stack = "ours";
@@ -181,4 +186,7 @@ int main(int argc, char** argv) {
          static_cast<unsigned long long>(st.stacks_inuse),
          static_cast<unsigned long long>(st.stacks_unguarded));
   return 0;
+} catch (const std::exception& e) {  // The port taken, say.
+  fprintf(stderr, "http_server: %s\n", e.what());
+  return 1;
 }

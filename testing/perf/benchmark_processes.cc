@@ -2,7 +2,7 @@
 
 #include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
+#include <unistd.h>  // environ too (_GNU_SOURCE, which g++ defines)
 
 #include <cstdio>
 #include <cstdlib>
@@ -10,8 +10,6 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
-
-extern char** environ;
 
 namespace stackalloc {
 namespace baseline {
@@ -133,7 +131,7 @@ bool RunChild(const std::string& title, const std::string& path,
   argv_strings.push_back("--comparison_cells_out=" + cells);
   if (!json_file.empty()) {
     argv_strings.push_back("--benchmark_out=" + json_file);
-    argv_strings.push_back("--benchmark_out_format=json");
+    argv_strings.emplace_back("--benchmark_out_format=json");
   }
   std::vector<char*> child_argv;
   for (std::string& s : argv_strings) child_argv.push_back(s.data());

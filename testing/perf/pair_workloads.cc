@@ -12,7 +12,7 @@ void Register(const std::string& name, void (*fn)(benchmark::State&)) {
 }  // namespace internal
 
 void RegisterUnavailable(const std::string& name, const std::string& why) {
-  auto* fail = +[](benchmark::State& state, std::string reason) {
+  auto* fail = +[](benchmark::State& state, const std::string& reason) {
     state.SkipWithError(reason.c_str());
     for (auto _ : state) {
     }

@@ -288,7 +288,7 @@ void EchoSession(tcp::socket socket, Echo* echo, asio::yield_context yield) {
 
 // Connects, waits on a timer for the release, then writes a message of its
 // own and checks the echo.
-void EchoClient(int i, tcp::endpoint server, Echo* echo,
+void EchoClient(int i, const tcp::endpoint& server, Echo* echo,
                 asio::yield_context yield) {
   tcp::socket socket(yield.get_executor());
   socket.async_connect(server, yield);

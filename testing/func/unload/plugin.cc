@@ -7,6 +7,11 @@
 
 extern "C" {
 
+// The plugin's interface, which unload_test looks up with dlsym(): declared
+// here, as no header of ours includes them.
+int PluginAllocateAndFree();
+void* PluginStack();
+
 // Allocates and frees a stack on the calling thread (which binds an M, with
 // its thread-exit hook, and installs the overflow handler); 0 on success.
 __attribute__((visibility("default"))) int PluginAllocateAndFree() {

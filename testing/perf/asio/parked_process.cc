@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -73,7 +74,8 @@ double Ms(Clock::duration d) {
 // The p-th percentile (0-100) of sorted values.
 double Percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
-  const size_t i = static_cast<size_t>(p / 100 * (sorted.size() - 1) + 0.5);
+  const auto i =
+      static_cast<size_t>(std::lround(p / 100 * (sorted.size() - 1)));
   return sorted[std::min(i, sorted.size() - 1)];
 }
 

@@ -33,7 +33,7 @@
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <unistd.h>
+#include <unistd.h>  // environ too (_GNU_SOURCE, which g++ defines)
 
 #include <chrono>
 #include <cstdio>
@@ -53,8 +53,6 @@
 #include "testing/perf/comparison_reporter.h"
 #include "testing/process_info.h"
 #include "tools/cpp/runfiles/runfiles.h"
-
-extern char** environ;
 
 namespace stackalloc {
 namespace baseline {
