@@ -127,7 +127,7 @@ std::string FaultAndTrace(bool names, size_t* used) {
   stack_lo = reinterpret_cast<uintptr_t>(addr);
   stack_hi = stack_lo + size;
   with_names = names;
-  const std::string out = CaptureStderr([] {
+  std::string out = CaptureStderr([] {
     if (sigsetjmp(back, 1) == 0) FaultThroughTemplates();
   });
   sigaction(SIGSEGV, &old_sa, nullptr);

@@ -17,6 +17,7 @@
 #include "base/throw.h"
 
 // glibc (ld.so): the top of the main thread's stack, as the kernel left it.
+// NOLINTNEXTLINE(bugprone-reserved-identifier): glibc's name, not ours.
 extern "C" void* __libc_stack_end;
 
 namespace stackalloc {

@@ -133,7 +133,7 @@ TEST(CensusTest, CountsAgreeWithTheStatistics) {
   std::vector<std::pair<void*, size_t>> held;
   for (int k = 0; k < kNumStackOrders; ++k) {
     for (int i = 0; i < 3 + k; ++i) {
-      held.push_back({stackalloc(OrderStackSize(k)), OrderStackSize(k)});
+      held.emplace_back(stackalloc(OrderStackSize(k)), OrderStackSize(k));
     }
   }
   for (int pass = 0; pass < 2; ++pass) {
@@ -350,7 +350,7 @@ TEST(CensusTest, WhileOtherThreadsAllocateAndFree) {
                               : OrderStackSize((i + t) % kNumStackOrders);
       void* p = stackalloc(size);
       TouchTopPages(p, size, std::min<size_t>(1 + i % 3, size / kPageSize));
-      held.push_back({p, size});
+      held.emplace_back(p, size);
       if (held.size() > 8) {
         stackfree(held.front().first, held.front().second);
         held.erase(held.begin());

@@ -80,7 +80,7 @@ class WipeTest : public ::testing::Test {
 // resident. The same with wiping off leaves the user's bytes.
 TEST_F(WipeTest, EveryOrderReadsZeroAfterAPreviousUserWrote) {
   for (bool wipe : {true, false}) {
-    EXPECT_EQ(SetStackWipe(wipe), !wipe ? true : false);
+    EXPECT_EQ(SetStackWipe(wipe), !wipe);
     EXPECT_EQ(StackWipe(), wipe);
     for (int k = 0; k < kNumStackOrders; ++k) {
       const size_t size = OrderStackSize(k);

@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "benchmark/benchmark.h"
@@ -131,7 +132,7 @@ void Census(benchmark::State& state, Case c, std::string name) {
   state.counters["syscalls"] = static_cast<double>(u.system_calls);
   state.counters["chunks"] = static_cast<double>(u.chunks);
   state.counters["exact"] = exact ? 1 : 0;
-  rows.push_back(Row{name, 0, 0, static_cast<double>(u.system_calls),
+  rows.push_back(Row{std::move(name), 0, 0, static_cast<double>(u.system_calls),
                      static_cast<double>(u.chunks), exact ? "yes" : "NO"});
   if (!exact) state.SkipWithError("the census was not exact");
 }
@@ -161,8 +162,8 @@ void PerStack(benchmark::State& state, Case c, std::string name) {
   const bool exact = at_depth == c.stacks;
   state.counters["syscalls"] = static_cast<double>(c.stacks);
   state.counters["exact"] = exact ? 1 : 0;
-  rows.push_back(
-      Row{name, 0, 0, static_cast<double>(c.stacks), 0, exact ? "yes" : "NO"});
+  rows.push_back(Row{std::move(name), 0, 0, static_cast<double>(c.stacks), 0,
+                     exact ? "yes" : "NO"});
   if (!exact) state.SkipWithError("the per-stack census was not exact");
 }
 

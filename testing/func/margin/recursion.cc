@@ -32,11 +32,11 @@ std::string CheckMarginTrace(const MarginTrace& t, uintptr_t lo) {
            " bytes left";
   }
   for (int i = 0; i < t.depth; ++i) {
-    const std::string at = "at depth " + std::to_string(i) + " of " +
-                           std::to_string(t.depth) + ": margin " +
-                           std::to_string(t.margin[i]) + ", frame " +
-                           std::to_string(t.frame[i] - lo) +
-                           " bytes above the stack's lowest byte";
+    std::string at = "at depth " + std::to_string(i) + " of " +
+                     std::to_string(t.depth) + ": margin " +
+                     std::to_string(t.margin[i]) + ", frame " +
+                     std::to_string(t.frame[i] - lo) +
+                     " bytes above the stack's lowest byte";
     if (t.margin[i] > t.frame[i] - lo ||
         t.frame[i] - lo - t.margin[i] >= 4096) {
       return at;

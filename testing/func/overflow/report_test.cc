@@ -61,10 +61,9 @@ class NamesTheRecursion : public testing::MatcherInterface<const std::string&> {
   bool MatchAndExplain(const std::string& err,
                        testing::MatchResultListener* why) const override {
     const size_t header = err.find("fatal error: ");
-    if (!testing::Matcher<const std::string&>(
-             testing::ContainsRegex(first_line_))
-             .Matches(err) ||
-        header == std::string::npos) {
+    const testing::Matcher<const std::string&> first_line =
+        testing::ContainsRegex(first_line_);
+    if (!first_line.Matches(err) || header == std::string::npos) {
       *why << "no first line like " << first_line_;
       return false;
     }

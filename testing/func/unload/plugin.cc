@@ -11,6 +11,7 @@ extern "C" {
 // here, as no header of ours includes them.
 int PluginAllocateAndFree();
 void* PluginStack();
+void PluginInstallHandler();
 
 // Allocates and frees a stack on the calling thread (which binds an M, with
 // its thread-exit hook, and installs the overflow handler); 0 on success.
