@@ -128,6 +128,7 @@ int Main(int argc, char** argv) {
 #ifdef ABSL_HAVE_ADDRESS_SANITIZER
 // Under ASan the sanitizer's malloc serves the process, and LeakSanitizer
 // reports the object tcmalloc registers at startup and never frees.
+extern "C" const char* __lsan_default_suppressions();
 extern "C" const char* __lsan_default_suppressions() {
   return "leak:MallocExtension::Register\n";
 }
