@@ -216,6 +216,11 @@ TEST(MisuseDeathTest, DoubleFreeAfterItsChunkWasReleased) {
         Flush(256 << 10);  // Both to the pool.
         ScavengeStacks();  // The chunk goes (if wholly free).
         stackfree(a, 256 << 10);
+        // Its cache emptied, each stack checked, before anything could
+        // carve the released chunk again (then a is another user's stack:
+        // nothing can tell). Regression: the default build's Flush first
+        // took a from the cache and carved its chunk anew, and nothing died.
+        ScavengeStacks();
       },
       256 << 10,
       // Whether its chunk went or not, the second free is named.

@@ -121,7 +121,10 @@ TEST(ScavengerBoundTest, PeakStacksSysWithAndWithoutAScavenger) {
       "bound without %.1f MB\n",
       without / 1e6, with / 1e6, bound / 1e6);
   EXPECT_LE(without, bound);
-  EXPECT_LE(with, bound);
+  // docs/tuning.md's bound with a scavenger: 1.5 times the bound without
+  // (refills may carve anew while a pass holds a chunk's stacks aside). Seen:
+  // 34-63 MB, and 78.6 MB once under TSan in CI.
+  EXPECT_LE(with, bound * 3 / 2);
 }
 
 }  // namespace
