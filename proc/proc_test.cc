@@ -467,6 +467,8 @@ TEST_F(ProcTest, ReadProcStatsWhileRuntimesStartAndStop) {
       reads.fetch_add(1);
     }
   });
+  // The reader reads before the first Start, not only after the last Stop.
+  EXPECT_TRUE(testing_util::WaitUntil([&] { return reads.load() > 0; }));
   for (int round = 0; round < 20; ++round) {
     StartRuntime(4);
     Go([] {});

@@ -18,6 +18,7 @@
 #include "sched/m.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/test_helpers.h"
 
 // Every operator new of the binary, counted: spawning must not allocate.
 std::atomic<int64_t> news{0};
@@ -71,18 +72,23 @@ TEST_F(ScheduleTest, GsSpawnedOnOneMRunOnOthers) {
   std::vector<std::atomic<int>> runs(kGs);
   std::vector<std::atomic<int64_t>> ran_on(kGs);
   std::atomic<int64_t> spawner_m{-1};
+  std::atomic<int> stolen_runs{0};
   Go([&] {
     spawner_m.store(MId());
     for (int i = 0; i < kGs; ++i) {
       Go([&, i] {
         runs[i].fetch_add(1);
         ran_on[i].store(MId());
+        if (MId() != spawner_m.load()) stolen_runs.fetch_add(1);
         Spin(std::chrono::microseconds(100));
       });
     }
     // Keep the spawner's M busy: the Gs it queued run elsewhere only if
-    // other Ms wake and steal them (else they run after it returns).
+    // other Ms wake and steal them (else they run after it returns). At
+    // least 50 ms, and on until one has (a minute at most: when a woken M
+    // gets a CPU is the OS's choice).
     Spin(std::chrono::milliseconds(50));
+    testing_util::WaitUntil([&] { return stolen_runs.load() > 0; });
   });
   Wait();
   std::set<int64_t> ms;

@@ -76,6 +76,9 @@ TEST(MTest, SixtyFourThreadsRegisterAtOnceWhileAReaderWalks) {
     });
   }
   while (ready.load() != kThreads) std::this_thread::yield();
+  // The reader is walking before the threads bind (else the walks below
+  // could all come after them, or none happen).
+  EXPECT_TRUE(testing_util::WaitUntil([&] { return walks.load() > 0; }));
   go.store(true, std::memory_order_release);
   for (auto& t : threads) t.join();
   done.store(true, std::memory_order_release);

@@ -342,6 +342,8 @@ TEST(CensusTest, WhileOtherThreadsAllocateAndFree) {
       censuses.fetch_add(1);
     }
   });
+  // The reader is taking censuses before the threads start.
+  EXPECT_TRUE(testing_util::WaitUntil([&] { return censuses.load() > 0; }));
   RunThreads(4, [](int t) {
     std::vector<std::pair<void*, size_t>> held;
     for (int i = 0; i < 3000; ++i) {

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <string>
@@ -88,6 +89,21 @@ void RunThreads(int n, F f) {
   threads.reserve(n);
   for (int i = 0; i < n; ++i) threads.emplace_back(f, i);
   for (std::thread& t : threads) t.join();
+}
+
+// Yields until done() is true or `limit` has passed; returns done(). For a
+// test whose other thread (an observer, an idle M) must have run before the
+// test goes on: when the OS schedules a thread is not the test's to assume,
+// and on a loaded machine a fast build can finish its work first.
+template <typename F>
+bool WaitUntil(F done,
+               std::chrono::nanoseconds limit = std::chrono::minutes(1)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+    std::this_thread::yield();
+  }
+  return true;
 }
 
 // --- Child processes

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "sched/m.h"
@@ -71,6 +73,17 @@ TEST(TestHelpersTest, RunThreadsRunsEveryIndexAtOnce) {
     sum.fetch_add(i);
   });
   EXPECT_EQ(sum.load(), 0 + 1 + 2 + 3);
+}
+
+TEST(TestHelpersTest, WaitUntilSeesAnotherThreadsWorkOrGivesUp) {
+  std::atomic<bool> set{false};
+  std::thread setter([&] { set.store(true); });
+  EXPECT_TRUE(WaitUntil([&] { return set.load(); }));
+  setter.join();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(WaitUntil([] { return false; }, std::chrono::milliseconds(20)));
+  EXPECT_GE(std::chrono::steady_clock::now() - start,
+            std::chrono::milliseconds(20));
 }
 
 TEST(TestHelpersTest, RunInChildReturnsTheStatusAndWhatItWrote) {

@@ -146,6 +146,11 @@ TEST(HostileNeighbourhoodTest, SixteenThreadsAmongOtherHandlersAndLimits) {
     faults_done.fetch_add(1);
   };
   options.on_thread_end = [&](int t) {
+    // The sampler has hit a worker before the first one leaves (it could
+    // otherwise get a CPU only once all had gone).
+    if (t == 0) {
+      EXPECT_TRUE(testing_util::WaitUntil([&] { return samples.load() > 0; }));
+    }
     workers[t].store(0);
     if (t % 2 != 0) return;
     stack_t st;
