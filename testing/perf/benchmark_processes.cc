@@ -90,6 +90,25 @@ bool ParseDriverFlags(int argc, char** argv, DriverFlags* flags,
   return true;
 }
 
+std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> OpenRunfiles(
+    const char* driver, const char* argv0) {
+  std::string error;
+  std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> runfiles(
+      bazel::tools::cpp::runfiles::Runfiles::Create(argv0, &error));
+  if (runfiles == nullptr) {
+    std::cerr << driver << ": cannot find runfiles: " << error << "\n";
+  }
+  return runfiles;
+}
+
+bool ReadDriverFlags(const char* driver, int argc, char** argv,
+                     DriverFlags* flags) {
+  std::string error;
+  if (ParseDriverFlags(argc, argv, flags, &error)) return true;
+  std::cerr << driver << ": " << error << "\n";
+  return false;
+}
+
 bool JsonMerger::Add(const std::string& document) {
   const size_t key = document.find("\"benchmarks\"");
   if (key == std::string::npos) return false;
@@ -169,6 +188,12 @@ bool WriteJson(const DriverFlags& flags, const JsonMerger& json) {
     return false;
   }
   return true;
+}
+
+int FinishDriver(const DriverFlags& flags, const ComparisonReporter& reporter,
+                 const JsonMerger& json, bool children_ok) {
+  reporter.PrintTables(std::cout);
+  return WriteJson(flags, json) && children_ok ? 0 : 1;
 }
 
 }  // namespace baseline

@@ -23,10 +23,12 @@
 #ifndef TESTING_PERF_BENCHMARK_PROCESSES_H_
 #define TESTING_PERF_BENCHMARK_PROCESSES_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "testing/perf/comparison_reporter.h"
+#include "tools/cpp/runfiles/runfiles.h"
 
 namespace stackalloc {
 namespace baseline {
@@ -45,6 +47,14 @@ std::vector<std::string> Split(const std::string& s);
 // *error saying why, for a bad value.
 bool ParseDriverFlags(int argc, char** argv, DriverFlags* flags,
                       std::string* error);
+
+// What every driver's main() starts with: its runfiles, where its children
+// are (Rlocation("stackalloc/<package>/<binary>")), and its flags. Each
+// returns null / false after printing "<driver>: <why>" to stderr.
+std::unique_ptr<bazel::tools::cpp::runfiles::Runfiles> OpenRunfiles(
+    const char* driver, const char* argv0);
+bool ReadDriverFlags(const char* driver, int argc, char** argv,
+                     DriverFlags* flags);
 
 // Merges Google Benchmark JSON documents (JSONReporter's layout: an object
 // with "context", then "benchmarks", an array of run objects): the first
@@ -75,6 +85,12 @@ bool RunChild(const std::string& title, const std::string& path,
 // Writes json's merged document to flags.json_out, if that is set. Returns
 // false, saying why on stderr, if it could not.
 bool WriteJson(const DriverFlags& flags, const JsonMerger& json);
+
+// What every driver's main() ends with: prints reporter's tables to stdout
+// and writes the JSON. Returns main's exit code: 0 if `children_ok` (every
+// RunChild succeeded) and the JSON, if asked for, was written; else 1.
+int FinishDriver(const DriverFlags& flags, const ComparisonReporter& reporter,
+                 const JsonMerger& json, bool children_ok);
 
 }  // namespace baseline
 }  // namespace stackalloc

@@ -40,38 +40,26 @@ esac
 # wanted NAME: whether to run benchmark NAME.
 wanted() { [ -z "$only" ] || [[ "$only" == *",$1,"* ]]; }
 
+# run NAME BINARY FLAGS...: runs benchmark NAME, if wanted, with its
+# Google Benchmark JSON written to $data/NAME.json.
+run() {
+  local name="$1" binary="$2"
+  shift 2
+  wanted "$name" || return 0
+  echo "== $name"
+  "$(bin "$binary")" "$@" \
+    --benchmark_out="$data/$name.json" --benchmark_out_format=json
+}
+
 mkdir -p "$data"
-if wanted stackalloc_benchmark; then
-  echo "== stackalloc_benchmark (pairs)"
-  "$(bin stackalloc_benchmark)" --benchmark_filter='^pair/' \
-    --benchmark_repetitions="$reps" --benchmark_min_time=0.2 \
-    --benchmark_out="$data/stackalloc_benchmark.json" --benchmark_out_format=json
-fi
-if wanted peers_benchmark; then
-  echo "== peers_benchmark"
-  "$(bin peers_benchmark)" --benchmark_repetitions="$reps" \
-    --benchmark_out="$data/peers_benchmark.json"
-fi
-if wanted stack_growth_benchmark; then
-  echo "== stack_growth_benchmark"
-  "$(bin stack_growth_benchmark)" --benchmark_repetitions="$reps" \
-    --benchmark_out="$data/stack_growth_benchmark.json" --benchmark_out_format=json
-fi
-if wanted fiber_benchmark; then
-  echo "== fiber_benchmark"
-  "$(bin fiber_benchmark)" --benchmark_repetitions="$reps" \
-    --benchmark_out="$data/fiber_benchmark.json"
-fi
-if wanted server_benchmark; then
-  echo "== server_benchmark"
-  "$(bin asio/server_benchmark)" --rounds="$reps" \
-    --benchmark_out="$data/server_benchmark.json" --benchmark_out_format=json
-fi
-if wanted parked_benchmark; then
-  echo "== parked_benchmark"
-  "$(bin asio/parked_benchmark)" --benchmark_repetitions="$reps" \
-    --benchmark_out="$data/parked_benchmark.json"
-fi
+run stackalloc_benchmark stackalloc_benchmark --benchmark_filter='^pair/' \
+  --benchmark_repetitions="$reps" --benchmark_min_time=0.2
+run peers_benchmark peers_benchmark --benchmark_repetitions="$reps"
+run stack_growth_benchmark stack_growth_benchmark \
+  --benchmark_repetitions="$reps"
+run fiber_benchmark fiber_benchmark --benchmark_repetitions="$reps"
+run server_benchmark asio/server_benchmark --rounds="$reps"
+run parked_benchmark asio/parked_benchmark --benchmark_repetitions="$reps"
 
 echo "== charts"
 python3 "$runfiles/plot_benchmarks.py" "$charts" "$data"/*.json

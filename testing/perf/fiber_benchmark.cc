@@ -18,20 +18,15 @@
 // median of its rounds; --benchmark_out=FILE merges the processes' Google
 // Benchmark JSON (testing/perf/benchmark_processes.h).
 
-#include <iostream>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "testing/perf/benchmark_processes.h"
 #include "testing/perf/comparison_reporter.h"
-#include "tools/cpp/runfiles/runfiles.h"
 
 namespace stackalloc {
 namespace baseline {
 namespace {
-
-using ::bazel::tools::cpp::runfiles::Runfiles;
 
 struct Process {
   const char* title;
@@ -39,15 +34,10 @@ struct Process {
 };
 
 int Main(int argc, char** argv) {
-  std::string error;
-  std::unique_ptr<Runfiles> runfiles(Runfiles::Create(argv[0], &error));
-  if (runfiles == nullptr) {
-    std::cerr << "fiber_benchmark: cannot find runfiles: " << error << "\n";
-    return 1;
-  }
+  const auto runfiles = OpenRunfiles("fiber_benchmark", argv[0]);
   DriverFlags flags;
-  if (!ParseDriverFlags(argc, argv, &flags, &error)) {
-    std::cerr << "fiber_benchmark: " << error << "\n";
+  if (runfiles == nullptr ||
+      !ReadDriverFlags("fiber_benchmark", argc, argv, &flags)) {
     return 1;
   }
   const std::vector<Process> processes = {
@@ -75,8 +65,7 @@ int Main(int argc, char** argv) {
       ok = RunChild(title, path, p.args, flags, reporter, &json) && ok;
     }
   }
-  reporter.PrintTables(std::cout);
-  return WriteJson(flags, json) && ok ? 0 : 1;
+  return FinishDriver(flags, reporter, json, ok);
 }
 
 }  // namespace

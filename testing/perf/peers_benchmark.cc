@@ -43,35 +43,25 @@
 // about two minutes. --benchmark_out=FILE merges the binaries' Google
 // Benchmark JSON into FILE (testing/perf/benchmark_processes.h).
 
-#include <iostream>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "testing/perf/benchmark_processes.h"
 #include "testing/perf/comparison_reporter.h"
-#include "tools/cpp/runfiles/runfiles.h"
 
 namespace stackalloc {
 namespace peers {
 namespace {
-
-using ::bazel::tools::cpp::runfiles::Runfiles;
 
 // The per-malloc binaries, separated by commas, from BUILD; in the order
 // their contenders appear, the first with the reference ("ours").
 constexpr char kBinaries[] = PEERS_BINARIES;
 
 int Main(int argc, char** argv) {
-  std::string error;
-  std::unique_ptr<Runfiles> runfiles(Runfiles::Create(argv[0], &error));
-  if (runfiles == nullptr) {
-    std::cerr << "peers_benchmark: cannot find runfiles: " << error << "\n";
-    return 1;
-  }
+  const auto runfiles = baseline::OpenRunfiles("peers_benchmark", argv[0]);
   baseline::DriverFlags flags;
-  if (!baseline::ParseDriverFlags(argc, argv, &flags, &error)) {
-    std::cerr << "peers_benchmark: " << error << "\n";
+  if (runfiles == nullptr ||
+      !baseline::ReadDriverFlags("peers_benchmark", argc, argv, &flags)) {
     return 1;
   }
 
@@ -87,8 +77,7 @@ int Main(int argc, char** argv) {
       ok = baseline::RunChild(title, path, {}, flags, reporter, &json) && ok;
     }
   }
-  reporter.PrintTables(std::cout);
-  return baseline::WriteJson(flags, json) && ok ? 0 : 1;
+  return baseline::FinishDriver(flags, reporter, json, ok);
 }
 
 }  // namespace

@@ -20,28 +20,19 @@
 // meets vm.max_map_count near 32,700 sessions, which the notes under the
 // tables report (where it stopped, and why).
 
-#include <iostream>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "testing/perf/benchmark_processes.h"
 #include "testing/perf/comparison_reporter.h"
-#include "tools/cpp/runfiles/runfiles.h"
 
 namespace stackalloc {
 namespace baseline {
 namespace {
 
-using ::bazel::tools::cpp::runfiles::Runfiles;
-
 int Main(int argc, char** argv) {
-  std::string error;
-  std::unique_ptr<Runfiles> runfiles(Runfiles::Create(argv[0], &error));
-  if (runfiles == nullptr) {
-    std::cerr << "parked_benchmark: cannot find runfiles: " << error << "\n";
-    return 1;
-  }
+  const auto runfiles = OpenRunfiles("parked_benchmark", argv[0]);
+  if (runfiles == nullptr) return 1;
   std::string sessions = TakeFlag(argc, argv, "--sessions=");
   std::string stacks = TakeFlag(argc, argv, "--stacks=");
   const std::string waves = TakeFlag(argc, argv, "--waves=");
@@ -49,10 +40,7 @@ int Main(int argc, char** argv) {
   if (sessions.empty()) sessions = "1000,10000,30000,100000,200000";
   if (stacks.empty()) stacks = "ours,fixedsize,protected";
   DriverFlags flags;
-  if (!ParseDriverFlags(argc, argv, &flags, &error)) {
-    std::cerr << "parked_benchmark: " << error << "\n";
-    return 1;
-  }
+  if (!ReadDriverFlags("parked_benchmark", argc, argv, &flags)) return 1;
   if (!waves.empty()) flags.child_args.push_back("--waves=" + waves);
   if (!kib.empty()) flags.child_args.push_back("--stack_kib=" + kib);
   const std::string path =
@@ -101,8 +89,7 @@ int Main(int argc, char** argv) {
       }
     }
   }
-  reporter.PrintTables(std::cout);
-  return WriteJson(flags, json) && ok ? 0 : 1;
+  return FinishDriver(flags, reporter, json, ok);
 }
 
 }  // namespace

@@ -52,13 +52,11 @@
 #include "testing/perf/benchmark_processes.h"
 #include "testing/perf/comparison_reporter.h"
 #include "testing/process_info.h"
-#include "tools/cpp/runfiles/runfiles.h"
 
 namespace stackalloc {
 namespace baseline {
 namespace {
 
-using ::bazel::tools::cpp::runfiles::Runfiles;
 using Clock = std::chrono::steady_clock;
 
 struct Flags {
@@ -434,23 +432,26 @@ bool ParseFlags(int& argc, char** argv) {
          flags.stack_kib >= 4;
 }
 
-// Raises the open-file limit to the hard limit; returns it.
+// Raises the open-file limit to the hard limit (the servers and wrk, our
+// children, inherit it); returns the limit in force, or 0 after saying on
+// stderr which call failed.
 rlim_t RaiseOpenFiles() {
   rlimit limit{};
-  getrlimit(RLIMIT_NOFILE, &limit);
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    perror("server_benchmark: getrlimit(RLIMIT_NOFILE)");
+    return 0;
+  }
   limit.rlim_cur = limit.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &limit);
-  getrlimit(RLIMIT_NOFILE, &limit);
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    perror("server_benchmark: setrlimit(RLIMIT_NOFILE)");
+    return 0;
+  }
   return limit.rlim_cur;
 }
 
 int Main(int argc, char** argv) {
-  std::string error;
-  std::unique_ptr<Runfiles> runfiles(Runfiles::Create(argv[0], &error));
-  if (runfiles == nullptr) {
-    std::cerr << "server_benchmark: cannot find runfiles: " << error << "\n";
-    return 1;
-  }
+  const auto runfiles = OpenRunfiles("server_benchmark", argv[0]);
+  if (runfiles == nullptr) return 1;
   server_path = runfiles->Rlocation("stackalloc/examples/asio/http_server");
   lua_path = runfiles->Rlocation("stackalloc/testing/perf/asio/wrk_report.lua");
   if (!ParseFlags(argc, argv)) {
@@ -460,6 +461,7 @@ int Main(int argc, char** argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   const rlim_t files = RaiseOpenFiles();
+  if (files == 0) return 1;
 
   ComparisonReporter comparison("ours");
   reporter = &comparison;
