@@ -32,6 +32,10 @@ struct NoStackHooks {
 };
 }  // namespace internal
 
+// What LockFreeStack::Sift's visitor does with a node it was handed: puts
+// it back, takes it, or takes it and ends the sift.
+enum class SiftAction { kPutBack, kTake, kTakeAndStop };
+
 // `Hooks::BeforePopCas()` runs between reading the top's link and the CAS
 // that pops it; tests use it to interleave other operations exactly there.
 template <typename T, std::atomic<T*> T::*kLink,
@@ -82,6 +86,36 @@ class LockFreeStack {
                                         std::memory_order_acquire)) {
     }
     return Ptr(head);
+  }
+
+  // Pops up to `max` nodes and hands each to visit(T*), which returns a
+  // SiftAction. A node taken is the visitor's. The nodes put back return to
+  // the stack, in the order they were popped, when the sift ends (after
+  // kTakeAndStop, `max` pops, or an empty stack): a node the visitor cannot
+  // use now is neither lost nor handed to it twice in one sift, while other
+  // threads push and pop as usual. The visitor must not push a node it puts
+  // back (its link holds the set-aside list). Returns the nodes popped.
+  template <typename F>
+  int Sift(int max, F&& visit) {
+    T* aside = nullptr;
+    int popped = 0;
+    while (popped < max) {
+      T* node = Pop();
+      if (node == nullptr) break;
+      ++popped;
+      const SiftAction action = visit(node);
+      if (action == SiftAction::kTakeAndStop) break;
+      if (action == SiftAction::kPutBack) {
+        (node->*kLink).store(aside, std::memory_order_relaxed);
+        aside = node;
+      }
+    }
+    while (aside != nullptr) {  // Last popped first: the old order again.
+      T* node = aside;
+      aside = (node->*kLink).load(std::memory_order_relaxed);
+      Push(node);
+    }
+    return popped;
   }
 
   bool empty() const {

@@ -6,6 +6,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 
+#include <limits>
 #include <new>
 #include <thread>
 
@@ -340,24 +341,18 @@ namespace {
 // has borrowed is set aside, the next idle one taken, and the borrowed ones
 // go back on the list (their borrowers leave them idle).
 M* TakeIdleM() {
-  M* borrowed = nullptr;
-  M* m;
-  while ((m = idle_ms.Pop()) != nullptr) {
+  M* taken = nullptr;
+  idle_ms.Sift(std::numeric_limits<int>::max(), [&taken](M* m) {
     int idle = kMIdle;
-    if (m->owner.compare_exchange_strong(idle, kMBound,
-                                         std::memory_order_acquire)) {
-      idle_count.fetch_sub(1, std::memory_order_relaxed);
-      break;
+    if (!m->owner.compare_exchange_strong(idle, kMBound,
+                                          std::memory_order_acquire)) {
+      return SiftAction::kPutBack;  // Borrowed by a scavenger.
     }
-    m->idlelink.store(borrowed, std::memory_order_relaxed);
-    borrowed = m;
-  }
-  while (borrowed != nullptr) {
-    M* b = borrowed;
-    borrowed = b->idlelink.load(std::memory_order_relaxed);
-    idle_ms.Push(b);
-  }
-  return m;
+    idle_count.fetch_sub(1, std::memory_order_relaxed);
+    taken = m;
+    return SiftAction::kTakeAndStop;
+  });
+  return taken;
 }
 
 // Unbinds the calling thread from m and puts m on the idle list, caches

@@ -44,26 +44,15 @@ bool Unmap(M* m, ChunkRecord* rec) {
 }  // namespace
 
 void RetryLargeUnmaps(M* m, int max) {
-  ChunkRecord* kept = nullptr;
-  for (; max > 0; --max) {
-    ChunkRecord* rec = unmapping.Pop();
-    if (rec == nullptr) break;
+  unmapping.Sift(max, [m](ChunkRecord* rec) {
     const auto size = static_cast<int64_t>(rec->stack_size);
     const bool returned = (rec->Flags(0) & kSlotPagesReleased) != 0;
-    if (Unmap(m, rec)) {
-      (returned ? m->stats.large_unmapping_released
-                : m->stats.large_unmapping_sys)
-          .Add(-size);
-      continue;
-    }
-    rec->pool_link.store(kept, std::memory_order_relaxed);
-    kept = rec;
-  }
-  while (kept != nullptr) {
-    ChunkRecord* rec = kept;
-    kept = rec->pool_link.load(std::memory_order_relaxed);
-    unmapping.Push(rec);
-  }
+    if (!Unmap(m, rec)) return SiftAction::kPutBack;  // Refused again.
+    (returned ? m->stats.large_unmapping_released
+              : m->stats.large_unmapping_sys)
+        .Add(-size);
+    return SiftAction::kTake;
+  });
 }
 
 void* LargeStackalloc(M* m, size_t n) {
