@@ -95,6 +95,17 @@ void SetLimit(int resource, rlim_t bytes) {
   if (setrlimit(resource, &r) != 0) _exit(90);
 }
 
+// In a child: what an unprivileged process under the default lock limit
+// does with mlockall(MCL_FUTURE): RLIMIT_MEMLOCK at 8 MiB, CAP_IPC_LOCK
+// (root's, which ignores the limit) given up, every new mapping locked.
+// Returns 0, or the child's exit code for the call that failed (90-92).
+int LockFutureMappingsUnder8MiB() {
+  SetLimit(RLIMIT_MEMLOCK, size_t{8} << 20);
+  if (!DropCapIpcLock()) return 91;
+  if (mlockall(MCL_FUTURE) != 0) return 92;
+  return 0;
+}
+
 // An address-space or data limit 60 MiB above what the process uses: less
 // than one full arena reservation. Stacks keep coming from smaller ones.
 void UnderALimitOf60MiBMore(int resource) {
@@ -136,10 +147,7 @@ TEST(LimitsTest, LockedMemoryUnderTheDefaultLockLimit) {
   std::string err;
   const int status = RunInChild(
       [] {
-        SetLimit(RLIMIT_MEMLOCK, size_t{8} << 20);
-        // CAP_IPC_LOCK (root's) ignores RLIMIT_MEMLOCK: give it up.
-        if (!DropCapIpcLock()) return 91;
-        if (mlockall(MCL_FUTURE) != 0) return 92;
+        if (const int e = LockFutureMappingsUnder8MiB()) return e;
         // The limit holds: more than is left of it cannot be mapped.
         if (mmap(nullptr, size_t{16} << 20, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
@@ -304,9 +312,7 @@ TEST(LimitsTest, LockedMemoryIsWhatTheStatisticsCount) {
   std::string err;
   const int status = RunInChild(
       [] {
-        SetLimit(RLIMIT_MEMLOCK, size_t{8} << 20);
-        if (!DropCapIpcLock()) return 91;
-        if (mlockall(MCL_FUTURE) != 0) return 92;
+        if (const int e = LockFutureMappingsUnder8MiB()) return e;
         const MemStats a = ReadMemStats();
         const long lck0 = VmLckKiB();
         if (stackalloc(kFixedStack) == nullptr) return 1;
