@@ -33,6 +33,11 @@ int OpenFiles(pid_t pid);
 // The address space the process has mapped (/proc/self/statm), in bytes.
 size_t VmSize();
 
+// Raises the calling process's open-file limit (RLIMIT_NOFILE) to its hard
+// limit, which children inherit; returns the limit now in force, or 0 with
+// errno set if getrlimit or setrlimit failed.
+uint64_t RaiseOpenFileLimit();
+
 }  // namespace testing_util
 }  // namespace stackalloc
 

@@ -7,11 +7,11 @@
 // completion handler; cancellation; an io_context destroyed with coroutines
 // parked; exact statistics before, during and after; the overflow report.
 
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -42,6 +42,7 @@
 #include "gtest/gtest.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
+#include "testing/process_info.h"
 
 namespace stackalloc {
 namespace {
@@ -163,16 +164,6 @@ bool Intact(const unsigned char* bytes, size_t n, int seed) {
     if (bytes[k] != static_cast<unsigned char>(seed * 31 + k)) return false;
   }
   return true;
-}
-
-// Raises the open-file limit to its hard limit; returns it.
-rlim_t RaiseOpenFiles() {
-  rlimit limit{};
-  getrlimit(RLIMIT_NOFILE, &limit);
-  limit.rlim_cur = limit.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &limit);
-  getrlimit(RLIMIT_NOFILE, &limit);
-  return limit.rlim_cur;
 }
 
 // --- Timers ---------------------------------------------------------------
@@ -313,10 +304,11 @@ void EchoClient(int i, const tcp::endpoint& server, Echo* echo,
 // all at once, on 4 threads.
 TEST(AsioSpawnTest, EchoSessionsParkOnLoopbackSockets) {
   constexpr int kThreads = 4;
-  const rlim_t files = RaiseOpenFiles();
+  const uint64_t files = testing_util::RaiseOpenFileLimit();
+  ASSERT_NE(files, 0u) << "getrlimit/setrlimit: " << strerror(errno);
   // Two descriptors a pair, and room for the rest of the process.
   const int pairs = static_cast<int>(
-      std::min<rlim_t>(1000, files > 128 ? (files - 128) / 2 : 0));
+      std::min<uint64_t>(1000, files > 128 ? (files - 128) / 2 : 0));
   ASSERT_GE(pairs, 100) << "open-file limit " << files;
   const InUse before = ReadInUse();
   Echo echo(pairs);

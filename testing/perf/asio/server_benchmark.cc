@@ -31,7 +31,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>  // environ too (_GNU_SOURCE, which g++ defines)
 
@@ -432,23 +431,6 @@ bool ParseFlags(int& argc, char** argv) {
          flags.stack_kib >= 4;
 }
 
-// Raises the open-file limit to the hard limit (the servers and wrk, our
-// children, inherit it); returns the limit in force, or 0 after saying on
-// stderr which call failed.
-rlim_t RaiseOpenFiles() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    perror("server_benchmark: getrlimit(RLIMIT_NOFILE)");
-    return 0;
-  }
-  limit.rlim_cur = limit.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    perror("server_benchmark: setrlimit(RLIMIT_NOFILE)");
-    return 0;
-  }
-  return limit.rlim_cur;
-}
-
 int Main(int argc, char** argv) {
   const auto runfiles = OpenRunfiles("server_benchmark", argv[0]);
   if (runfiles == nullptr) return 1;
@@ -460,8 +442,12 @@ int Main(int argc, char** argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  const rlim_t files = RaiseOpenFiles();
-  if (files == 0) return 1;
+  // The servers and wrk, our children, inherit the limit.
+  const uint64_t files = testing_util::RaiseOpenFileLimit();
+  if (files == 0) {
+    perror("server_benchmark: raising RLIMIT_NOFILE");
+    return 1;
+  }
 
   ComparisonReporter comparison("ours");
   reporter = &comparison;
