@@ -138,33 +138,43 @@ Traceback TracebackOf(void* context, uintptr_t lo, uintptr_t hi) {
   return t;
 }
 
-[[noreturn]] void ReportOverflow(uintptr_t lo, size_t size, uintptr_t fault,
-                                 void* context) {
-  RawBuffer b;
+// An overflow report's first words: "stack overflow: <size>-byte stack
+// [lo, hi) on M m, G n".
+void BeginOverflowReport(RawBuffer& b, uintptr_t lo, size_t size) {
   b.Str("stack overflow: ").Udec(size).Str("-byte stack [");
   b.Hex(lo).Str(", ").Hex(lo + size).Str(")");
   NameTheThread(b);
+}
+
+// Dies with the report in b and the frames of `context` that lie in
+// [lo, hi).
+[[noreturn]] void DieWithReport(const RawBuffer& b, void* context, uintptr_t lo,
+                                uintptr_t hi) {
+  Traceback t = TracebackOf(context, lo, hi);
+  Throw(b.c_str(), &WriteReportTraceback, &t);
+}
+
+[[noreturn]] void ReportOverflow(uintptr_t lo, size_t size, uintptr_t fault,
+                                 void* context) {
+  RawBuffer b;
+  BeginOverflowReport(b, lo, size);
   b.Str(" (fault at ").Hex(fault).Str(", ").Udec(lo - fault);
   b.Str(" bytes below the stack)");
-  Traceback t = TracebackOf(context, lo, lo + size);
-  Throw(b.c_str(), &WriteReportTraceback, &t);
+  DieWithReport(b, context, lo, lo + size);
 }
 
 // The kernel could not push a signal frame below sp, on one of our stacks.
 [[noreturn]] void ReportFrameOverflow(uintptr_t lo, size_t size, uintptr_t sp,
                                       void* context) {
   RawBuffer b;
-  b.Str("stack overflow: ").Udec(size).Str("-byte stack [");
-  b.Hex(lo).Str(", ").Hex(lo + size).Str(")");
-  NameTheThread(b);
+  BeginOverflowReport(b, lo, size);
   b.Str(" (a signal frame did not fit below sp ").Hex(sp).Str(", ");
   if (sp >= lo) {
     b.Udec(sp - lo).Str(" bytes above the stack's lowest byte)");
   } else {
     b.Udec(lo - sp).Str(" bytes below the stack)");
   }
-  Traceback t = TracebackOf(context, lo, lo + size);
-  Throw(b.c_str(), &WriteReportTraceback, &t);
+  DieWithReport(b, context, lo, lo + size);
 }
 
 // A handler ran past the M's signal stack. This handler runs at the top of
@@ -181,9 +191,8 @@ Traceback TracebackOf(void* context, uintptr_t lo, uintptr_t hi) {
   b.Dec(m->id()).Str(" (fault at ").Hex(fault).Str(", ");
   b.Udec(lo - fault).Str(" bytes below it)");
   const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-  Traceback t = TracebackOf(
-      context, lo, here - lo > kTracebackStack ? here - kTracebackStack : lo);
-  Throw(b.c_str(), &WriteReportTraceback, &t);
+  DieWithReport(b, context, lo,
+                here - lo > kTracebackStack ? here - kTracebackStack : lo);
 }
 
 // True if the context says the CPU raised a general protection fault (a

@@ -29,6 +29,7 @@
 namespace stackalloc {
 namespace {
 
+using testing_util::CallWithStackPointer;
 using testing_util::MapsLines;
 using testing_util::RecurseUntilOverflow;
 using testing_util::WriteBelow;
@@ -92,12 +93,7 @@ TEST(OverflowDeathTest, RecursionOffTheEndOfAStack) {
           getm();  // Binds: the thread gets the M's signal stack.
           char* stack = static_cast<char*>(stackalloc(kFixedStack));
           // Run a recursion with its stack pointer on `stack`.
-          asm volatile(
-              "mov %0, %%rsp\n\t"
-              "call *%1\n\t"
-              :
-              : "r"(stack + kFixedStack - 64), "r"(&RecurseUntilOverflow)
-              : "memory");
+          CallWithStackPointer(stack + kFixedStack - 64, &RecurseUntilOverflow);
         }).join();
       },
       "fatal error: stack overflow: 4096-byte stack \\[0x[0-9a-f]+, "
@@ -125,12 +121,7 @@ TEST(OverflowDeathTest, ASignalFrameThatDoesNotFitIsReported) {
           getm();  // Binds: the thread gets the M's signal stack.
           char* stack = static_cast<char*>(stackalloc(kFixedStack));
           // 1 KiB above the guard: less than a signal frame needs.
-          asm volatile(
-              "mov %0, %%rsp\n\t"
-              "call *%1\n\t"
-              :
-              : "r"(stack + 1024), "r"(&RaiseUsr1)
-              : "memory");
+          CallWithStackPointer(stack + 1024, &RaiseUsr1);
         }).join();
       },
       "fatal error: stack overflow: 4096-byte stack \\[0x[0-9a-f]+, "
@@ -162,12 +153,7 @@ void GeneralProtectionFaultAt(size_t above_lo) {
   std::thread([above_lo] {
     getm();
     char* stack = static_cast<char*>(stackalloc(kFixedStack));
-    asm volatile(
-        "mov %0, %%rsp\n\t"
-        "call *%1\n\t"
-        :
-        : "r"(stack + above_lo), "r"(&NonCanonicalLoad)
-        : "memory");
+    CallWithStackPointer(stack + above_lo, &NonCanonicalLoad);
   }).join();
 }
 

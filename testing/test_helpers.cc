@@ -95,6 +95,16 @@ int Recurse(int depth) {
 
 void RecurseUntilOverflow() { Recurse(0); }
 
+void CallWithStackPointer(void* sp, void (*fn)()) {
+  asm volatile(
+      "mov %0, %%rsp\n\t"
+      "call *%1\n\t"
+      :
+      : "r"(sp), "r"(fn)
+      : "memory");
+  __builtin_unreachable();
+}
+
 void AllocAndFreeEveryOrder(int per_order) {
   std::vector<void*> v;
   for (int k = 0; k < kNumStackOrders; ++k) {

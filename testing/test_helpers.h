@@ -75,6 +75,13 @@ void ReturnPages(void* stack, size_t size);
 // one of our stacks it runs into the guard page below, and dies there.
 void RecurseUntilOverflow();
 
+// Calls fn on the calling thread with the stack pointer at `sp`, exactly
+// (the caller chooses how near a guard or how aligned), as a fiber library
+// that switched to a stack by hand would run it. fn must not return: it
+// dies, exits or jumps away, since the thread's stack pointer is not
+// restored. x86-64 only.
+[[noreturn]] void CallWithStackPointer(void* sp, void (*fn)());
+
 // Allocates `per_order` stacks of every order, then frees them, order by
 // order, on the calling thread: its M's caches end full, and what they
 // cannot hold goes to the pools.

@@ -53,12 +53,7 @@ TEST(TestHelpersDeathTest, RecurseUntilOverflowRunsIntoTheGuard) {
       {
         auto* stack = static_cast<char*>(stackalloc(kFixedStack));
         getm();  // The thread's signal stack, for the report.
-        asm volatile(
-            "mov %0, %%rsp\n\t"
-            "call *%1\n\t"
-            :
-            : "r"(stack + kFixedStack - 64), "r"(&RecurseUntilOverflow)
-            : "memory");
+        CallWithStackPointer(stack + kFixedStack - 64, &RecurseUntilOverflow);
       },
       "fatal error: stack overflow: 4096-byte stack");
 }
