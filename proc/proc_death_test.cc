@@ -305,8 +305,7 @@ TEST_F(ProcDeathTest, AGRecursingPastItsStackIsReportedNamingTheG) {
         Go([] { testing_util::RecurseUntilOverflow(); });
         Wait();
       },
-      "fatal error: stack overflow: 4096-byte stack \\[0x[0-9a-f]+, "
-      "0x[0-9a-f]+\\) on M [0-9]+, G [1-9][0-9]* \\(fault at");
+      testing_util::OverflowReport(kFixedStack, /*on_a_g=*/true));
 }
 
 // stackalloc on a G's own stack, not through Systemstack: the seed's

@@ -379,12 +379,6 @@ TEST(BoostStackAllocatorDeathTest, DeallocatingTwiceDies) {
       "fatal error: stackfree: 16384-byte stack 0x[0-9a-f]+ freed twice");
 }
 
-std::string OverflowMessage(size_t size) {
-  return "fatal error: stack overflow: " + std::to_string(size) +
-         "-byte stack \\[0x[0-9a-f]+, 0x[0-9a-f]+\\) on M [0-9]+ \\(fault at "
-         "0x[0-9a-f]+, [0-9]+ bytes below the stack\\)";
-}
-
 TEST(BoostStackAllocatorDeathTest, AContextFiberThatOverflowsIsReported) {
   EXPECT_DEATH(
       {
@@ -395,7 +389,7 @@ TEST(BoostStackAllocatorDeathTest, AContextFiberThatOverflowsIsReported) {
                 });
         f = std::move(f).resume();
       },
-      OverflowMessage(16 << 10));
+      testing_util::OverflowReport(16 << 10));
 }
 
 TEST(BoostStackAllocatorDeathTest, ABoostFiberThatOverflowsIsReported) {
@@ -406,7 +400,7 @@ TEST(BoostStackAllocatorDeathTest, ABoostFiberThatOverflowsIsReported) {
                                [] { RecurseUntilOverflow(); });
         f.join();
       },
-      OverflowMessage(64 << 10));
+      testing_util::OverflowReport(64 << 10));
 }
 
 // A thread that runs a fiber it did not allocate reports the overflow too,
@@ -424,7 +418,7 @@ TEST(BoostStackAllocatorDeathTest, AnOverflowOnAnotherThreadIsReported) {
           f = std::move(f).resume();
         }).join();
       },
-      OverflowMessage(4096));
+      testing_util::OverflowReport(4096));
 }
 
 }  // namespace

@@ -36,10 +36,9 @@ using testing_util::WriteBelow;
 
 constexpr bool kSanitized = sanitizer::kAsan || sanitizer::kTsan;
 
+// A write one byte below the stack.
 std::string OverflowMessage(size_t size) {
-  return "fatal error: stack overflow: " + std::to_string(size) +
-         "-byte stack \\[0x[0-9a-f]+, 0x[0-9a-f]+\\) on M [0-9]+ \\(fault "
-         "at 0x[0-9a-f]+, 1 bytes below the stack\\)";
+  return testing_util::OverflowReport(size, /*on_a_g=*/false, "1");
 }
 
 class OverflowDeathTest : public testing::TestWithParam<int> {};
@@ -96,9 +95,7 @@ TEST(OverflowDeathTest, RecursionOffTheEndOfAStack) {
           CallWithStackPointer(stack + kFixedStack - 64, &RecurseUntilOverflow);
         }).join();
       },
-      "fatal error: stack overflow: 4096-byte stack \\[0x[0-9a-f]+, "
-      "0x[0-9a-f]+\\) on M [0-9]+ \\(fault at 0x[0-9a-f]+, [0-9]+ bytes "
-      "below the stack\\)");
+      testing_util::OverflowReport(kFixedStack));
 }
 
 // A signal whose handler was installed without SA_ONSTACK arrives while

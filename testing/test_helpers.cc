@@ -95,6 +95,13 @@ int Recurse(int depth) {
 
 void RecurseUntilOverflow() { Recurse(0); }
 
+std::string OverflowReport(size_t size, bool on_a_g, const std::string& below) {
+  return "fatal error: stack overflow: " + std::to_string(size) +
+         "-byte stack \\[0x[0-9a-f]+, 0x[0-9a-f]+\\) on M [0-9]+" +
+         (on_a_g ? ", G [0-9]+" : "") + " \\(fault at 0x[0-9a-f]+, " + below +
+         " bytes below the stack\\)";
+}
+
 void CallWithStackPointer(void* sp, void (*fn)()) {
   asm volatile(
       "mov %0, %%rsp\n\t"

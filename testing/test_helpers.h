@@ -75,6 +75,13 @@ void ReturnPages(void* stack, size_t size);
 // one of our stacks it runs into the guard page below, and dies there.
 void RecurseUntilOverflow();
 
+// The first line of an overflow report (stack/overflow.cc) as a regular
+// expression, for EXPECT_DEATH: a fault `below` bytes under a `size`-byte
+// stack (`below` a regular expression too: any count by default), on an M
+// and, with on_a_g, on a G of the fiber runtime.
+std::string OverflowReport(size_t size, bool on_a_g = false,
+                           const std::string& below = "[0-9]+");
+
 // Calls fn on the calling thread with the stack pointer at `sp`, exactly
 // (the caller chooses how near a guard or how aligned), as a fiber library
 // that switched to a stack by hand would run it. fn must not return: it

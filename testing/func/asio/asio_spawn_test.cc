@@ -43,6 +43,7 @@
 #include "stackalloc.h"
 #include "stats/mstats.h"
 #include "testing/process_info.h"
+#include "testing/test_helpers.h"
 
 namespace stackalloc {
 namespace {
@@ -603,22 +604,6 @@ TEST(AsioSpawnTest, EachOverloadRunsItsCoroutineOnAStackOfItsAllocator) {
 // --- Overflow
 // -----------------------------------------------------------------
 
-// Recursion without end; each frame (far smaller than the guard page)
-// writes below the last, so it reaches the guard page.
-volatile bool recurse_forever = true;
-int Recurse(int depth) {
-  volatile char frame[256];
-  frame[0] = static_cast<char>(depth);
-  if (!recurse_forever) return frame[0];
-  return Recurse(depth + 1) + frame[0];
-}
-
-std::string OverflowMessage(size_t size) {
-  return "fatal error: stack overflow: " + std::to_string(size) +
-         "-byte stack \\[0x[0-9a-f]+, 0x[0-9a-f]+\\) on M [0-9]+ \\(fault at "
-         "0x[0-9a-f]+, [0-9]+ bytes below the stack\\)";
-}
-
 // Spawned (its stack allocated) on this thread, resumed from a timer on an
 // io_context thread that allocated nothing but called PrepareThread().
 TEST(AsioSpawnDeathTest, AnOverflowingCoroutineIsReportedByName) {
@@ -631,7 +616,7 @@ TEST(AsioSpawnDeathTest, AnOverflowingCoroutineIsReportedByName) {
               asio::steady_timer timer(yield.get_executor(),
                                        std::chrono::milliseconds(1));
               timer.async_wait(yield);
-              Recurse(0);
+              testing_util::RecurseUntilOverflow();
             },
             asio::detached);
         std::thread([&ioc] {
@@ -639,7 +624,7 @@ TEST(AsioSpawnDeathTest, AnOverflowingCoroutineIsReportedByName) {
           ioc.run();
         }).join();
       },
-      OverflowMessage(16 << 10));
+      testing_util::OverflowReport(16 << 10));
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "proc/proc.h"
 #include "stackalloc.h"
+#include "testing/test_helpers.h"
 
 // The function the report must name: out of line and never cloned (GCC's
 // clones carry suffixes), in every compilation mode.
@@ -134,11 +135,7 @@ class NamesTheRecursion : public testing::MatcherInterface<const std::string&> {
 testing::Matcher<const std::string&> ReportOf(size_t size, bool on_a_g,
                                               bool names = true) {
   return testing::Matcher<const std::string&>(new NamesTheRecursion(
-      "fatal error: stack overflow: " + std::to_string(size) +
-          "-byte stack \\[0x[0-9a-f]+, 0x[0-9a-f]+\\) on M [0-9]+" +
-          (on_a_g ? ", G [0-9]+" : "") +
-          " \\(fault at 0x[0-9a-f]+, [0-9]+ bytes below the stack\\)\n",
-      names));
+      testing_util::OverflowReport(size, on_a_g) + "\n", names));
 }
 
 TEST(OverflowReportDeathTest, NamesTheFunctionThatOverflowedAG) {
