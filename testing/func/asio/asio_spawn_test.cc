@@ -169,6 +169,13 @@ bool Intact(const unsigned char* bytes, size_t n, int seed) {
 
 // --- Timers ---------------------------------------------------------------
 
+// Parks the calling coroutine on a 1 ms timer: it resumes from the
+// io_context, on whichever of its threads runs the timer's completion.
+void SleepOneMillisecond(asio::yield_context yield) {
+  asio::steady_timer timer(yield.get_executor(), std::chrono::milliseconds(1));
+  timer.async_wait(yield);
+}
+
 // What one coroutine saw.
 struct Parked {
   void* stack = nullptr;   // Its stack (ours, kStack bytes), or nullptr.
@@ -388,9 +395,7 @@ TEST(AsioSpawnTest, AnExceptionThrownInACoroutineReachesItsCompletionHandler) {
       asio::spawn(
           ioc.get_executor(), std::allocator_arg, salloc,
           [i](asio::yield_context yield) {
-            asio::steady_timer timer(yield.get_executor(),
-                                     std::chrono::milliseconds(1));
-            timer.async_wait(yield);
+            SleepOneMillisecond(yield);
             int here = 0;
             throw std::runtime_error("coroutine " + std::to_string(i) +
                                      (OurStackOf(&here) != nullptr
@@ -409,9 +414,7 @@ TEST(AsioSpawnTest, AnExceptionThrownInACoroutineReachesItsCompletionHandler) {
       asio::spawn(
           ioc.get_executor(), std::allocator_arg, salloc,
           [i](asio::yield_context yield) {
-            asio::steady_timer timer(yield.get_executor(),
-                                     std::chrono::milliseconds(1));
-            timer.async_wait(yield);
+            SleepOneMillisecond(yield);
             return 3 * i;
           },
           [&values, i](std::exception_ptr e, int value) {
@@ -422,9 +425,7 @@ TEST(AsioSpawnTest, AnExceptionThrownInACoroutineReachesItsCompletionHandler) {
     std::future<int> result = asio::spawn(
         ioc.get_executor(), std::allocator_arg, salloc,
         [](asio::yield_context yield) -> int {
-          asio::steady_timer timer(yield.get_executor(),
-                                   std::chrono::milliseconds(1));
-          timer.async_wait(yield);
+          SleepOneMillisecond(yield);
           throw std::logic_error("through a future");
         },
         asio::use_future);
@@ -613,9 +614,7 @@ TEST(AsioSpawnDeathTest, AnOverflowingCoroutineIsReportedByName) {
         asio::spawn(
             ioc, std::allocator_arg, BoostStackAllocator(16 << 10),
             [](asio::yield_context yield) {
-              asio::steady_timer timer(yield.get_executor(),
-                                       std::chrono::milliseconds(1));
-              timer.async_wait(yield);
+              SleepOneMillisecond(yield);
               testing_util::RecurseUntilOverflow();
             },
             asio::detached);
