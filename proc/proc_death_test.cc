@@ -305,7 +305,7 @@ TEST_F(ProcDeathTest, AGRecursingPastItsStackIsReportedNamingTheG) {
         Go([] { testing_util::RecurseUntilOverflow(); });
         Wait();
       },
-      testing_util::OverflowReport(kFixedStack, /*on_a_g=*/true));
+      testing_util::OverflowReportPattern(kFixedStack, /*on_a_g=*/true));
 }
 
 // stackalloc on a G's own stack, not through Systemstack: the seed's

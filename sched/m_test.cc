@@ -61,6 +61,10 @@ TEST(MTest, SixtyFourThreadsRegisterAtOnceWhileAReaderWalks) {
     }
   });
 
+  // The reader is walking before the threads start (else the walks could
+  // all come after they bound, or none happen).
+  EXPECT_TRUE(testing_util::WaitUntil([&] { return walks.load() > 0; }));
+
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
@@ -76,9 +80,6 @@ TEST(MTest, SixtyFourThreadsRegisterAtOnceWhileAReaderWalks) {
     });
   }
   while (ready.load() != kThreads) std::this_thread::yield();
-  // The reader is walking before the threads bind (else the walks below
-  // could all come after them, or none happen).
-  EXPECT_TRUE(testing_util::WaitUntil([&] { return walks.load() > 0; }));
   go.store(true, std::memory_order_release);
   for (auto& t : threads) t.join();
   done.store(true, std::memory_order_release);

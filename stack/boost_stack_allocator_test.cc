@@ -389,7 +389,7 @@ TEST(BoostStackAllocatorDeathTest, AContextFiberThatOverflowsIsReported) {
                 });
         f = std::move(f).resume();
       },
-      testing_util::OverflowReport(16 << 10));
+      testing_util::OverflowReportPattern(16 << 10));
 }
 
 TEST(BoostStackAllocatorDeathTest, ABoostFiberThatOverflowsIsReported) {
@@ -400,7 +400,7 @@ TEST(BoostStackAllocatorDeathTest, ABoostFiberThatOverflowsIsReported) {
                                [] { RecurseUntilOverflow(); });
         f.join();
       },
-      testing_util::OverflowReport(64 << 10));
+      testing_util::OverflowReportPattern(64 << 10));
 }
 
 // A thread that runs a fiber it did not allocate reports the overflow too,
@@ -418,7 +418,7 @@ TEST(BoostStackAllocatorDeathTest, AnOverflowOnAnotherThreadIsReported) {
           f = std::move(f).resume();
         }).join();
       },
-      testing_util::OverflowReport(4096));
+      testing_util::OverflowReportPattern(4096));
 }
 
 }  // namespace

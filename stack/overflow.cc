@@ -146,8 +146,8 @@ void BeginOverflowReport(RawBuffer& b, uintptr_t lo, size_t size) {
   NameTheThread(b);
 }
 
-// Dies with the report in b and the frames of `context` that lie in
-// [lo, hi).
+// Dies with the report in b and the traceback of `context` (TracebackOf:
+// its frames on [lo, hi), or on the stack its stack pointer is on).
 [[noreturn]] void DieWithReport(const RawBuffer& b, void* context, uintptr_t lo,
                                 uintptr_t hi) {
   Traceback t = TracebackOf(context, lo, hi);

@@ -38,7 +38,7 @@ constexpr bool kSanitized = sanitizer::kAsan || sanitizer::kTsan;
 
 // A write one byte below the stack.
 std::string OverflowMessage(size_t size) {
-  return testing_util::OverflowReport(size, /*on_a_g=*/false, "1");
+  return testing_util::OverflowReportPattern(size, /*on_a_g=*/false, "1");
 }
 
 class OverflowDeathTest : public testing::TestWithParam<int> {};
@@ -95,7 +95,7 @@ TEST(OverflowDeathTest, RecursionOffTheEndOfAStack) {
           CallWithStackPointer(stack + kFixedStack - 64, &RecurseUntilOverflow);
         }).join();
       },
-      testing_util::OverflowReport(kFixedStack));
+      testing_util::OverflowReportPattern(kFixedStack));
 }
 
 // A signal whose handler was installed without SA_ONSTACK arrives while

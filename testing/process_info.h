@@ -1,6 +1,7 @@
 // What a process looks like from /proc, for tests and benchmarks that count
-// the mappings and memory they cause: the calling process's, or another's
-// (a server under load, say).
+// the mappings, memory and descriptors they cause: the calling process's,
+// or another's (a server under load, say); and the open-file limit such a
+// test raises for its connections.
 //
 // Thread-safe (each call reads the files anew); never allocates, so it can
 // measure a process that cannot grow its heap.

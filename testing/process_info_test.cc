@@ -7,18 +7,14 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/base/config.h"
+#include "base/sanitizers.h"
 #include "gtest/gtest.h"
 
 namespace stackalloc {
 namespace testing_util {
 namespace {
 
-#ifdef ABSL_HAVE_THREAD_SANITIZER
-constexpr bool kTsan = true;
-#else
-constexpr bool kTsan = false;
-#endif
+using sanitizer::kTsan;
 
 // A mapping of its own shows up in every reader: one more line of maps, its
 // size in the address space, its touched pages in RSS.
@@ -69,7 +65,8 @@ TEST(ProcessInfoTest, RaiseOpenFileLimitReachesTheHardLimit) {
   rlimit before{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &before), 0);
   const uint64_t raised = RaiseOpenFileLimit();
-  ASSERT_NE(raised, 0u) << strerror(errno);
+  const int err = errno;
+  ASSERT_NE(raised, 0u) << strerror(err);
   rlimit after{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &after), 0);
   EXPECT_EQ(raised, after.rlim_cur);

@@ -95,7 +95,8 @@ int Recurse(int depth) {
 
 void RecurseUntilOverflow() { Recurse(0); }
 
-std::string OverflowReport(size_t size, bool on_a_g, const std::string& below) {
+std::string OverflowReportPattern(size_t size, bool on_a_g,
+                                  const std::string& below) {
   return "fatal error: stack overflow: " + std::to_string(size) +
          "-byte stack \\[0x[0-9a-f]+, 0x[0-9a-f]+\\) on M [0-9]+" +
          (on_a_g ? ", G [0-9]+" : "") + " \\(fault at 0x[0-9a-f]+, " + below +
@@ -103,12 +104,25 @@ std::string OverflowReport(size_t size, bool on_a_g, const std::string& below) {
 }
 
 void CallWithStackPointer(void* sp, void (*fn)()) {
+#if defined(__x86_64__)
   asm volatile(
       "mov %0, %%rsp\n\t"
       "call *%1\n\t"
       :
       : "r"(sp), "r"(fn)
       : "memory");
+#elif defined(__aarch64__)
+  asm volatile(
+      "mov sp, %0\n\t"
+      "blr %1\n\t"
+      :
+      : "r"(sp), "r"(fn)
+      : "memory");
+#else
+  (void)sp;
+  (void)fn;
+  abort();
+#endif
   __builtin_unreachable();
 }
 

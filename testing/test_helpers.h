@@ -1,7 +1,9 @@
 // What tests across the tree share, each written once: the statistics a
 // refusal must leave alone and the pools' exactness, a write into a guard
-// page, a recursion without end, marked stacks, every order allocated and
-// freed, threads run at once, and child processes with their wait status.
+// page, a recursion without end, a call on a stack chosen by hand, the
+// overflow report's pattern, marked stacks, every order allocated and
+// freed, threads run at once, waiting for another thread's work, and child
+// processes with their wait status.
 // (The bytes a request takes and the largest request are the library's own,
 // StackBytes and kMaxStackRequest in base/stack_sizes.h.)
 //
@@ -79,14 +81,15 @@ void RecurseUntilOverflow();
 // expression, for EXPECT_DEATH: a fault `below` bytes under a `size`-byte
 // stack (`below` a regular expression too: any count by default), on an M
 // and, with on_a_g, on a G of the fiber runtime.
-std::string OverflowReport(size_t size, bool on_a_g = false,
-                           const std::string& below = "[0-9]+");
+std::string OverflowReportPattern(size_t size, bool on_a_g = false,
+                                  const std::string& below = "[0-9]+");
 
-// Calls fn on the calling thread with the stack pointer at `sp`, exactly
-// (the caller chooses how near a guard or how aligned), as a fiber library
-// that switched to a stack by hand would run it. fn must not return: it
-// dies, exits or jumps away, since the thread's stack pointer is not
-// restored. x86-64 only.
+// Calls fn on the calling thread with the stack pointer at `sp` (the caller
+// chooses how near a guard or how aligned; on x86-64 the call pushes its
+// return address below it), as a fiber library that switched to a stack by
+// hand would run it. fn must not return: it dies, exits or jumps away,
+// since the thread's stack pointer is not restored. x86-64 and AArch64;
+// elsewhere it aborts.
 [[noreturn]] void CallWithStackPointer(void* sp, void (*fn)());
 
 // Allocates `per_order` stacks of every order, then frees them, order by

@@ -313,7 +313,8 @@ void EchoClient(int i, const tcp::endpoint& server, Echo* echo,
 TEST(AsioSpawnTest, EchoSessionsParkOnLoopbackSockets) {
   constexpr int kThreads = 4;
   const uint64_t files = testing_util::RaiseOpenFileLimit();
-  ASSERT_NE(files, 0u) << "getrlimit/setrlimit: " << strerror(errno);
+  const int err = errno;
+  ASSERT_NE(files, 0u) << "getrlimit/setrlimit: " << strerror(err);
   // Two descriptors a pair, and room for the rest of the process.
   const int pairs = static_cast<int>(
       std::min<uint64_t>(1000, files > 128 ? (files - 128) / 2 : 0));
@@ -623,7 +624,7 @@ TEST(AsioSpawnDeathTest, AnOverflowingCoroutineIsReportedByName) {
           ioc.run();
         }).join();
       },
-      testing_util::OverflowReport(16 << 10));
+      testing_util::OverflowReportPattern(16 << 10));
 }
 
 }  // namespace

@@ -146,8 +146,9 @@ TEST(HostileNeighbourhoodTest, SixteenThreadsAmongOtherHandlersAndLimits) {
     faults_done.fetch_add(1);
   };
   options.on_thread_end = [&](int t) {
-    // The sampler has hit a worker before the first one leaves (it could
-    // otherwise get a CPU only once all had gone).
+    // The sampler has hit a worker before worker 0 leaves (worker 0 stays
+    // a target while it waits; else the sampler could first get a CPU once
+    // all had gone).
     if (t == 0) {
       EXPECT_TRUE(testing_util::WaitUntil([&] { return samples.load() > 0; }));
     }
