@@ -269,10 +269,14 @@ TEST_F(ProcTest, SegmentCacheRefillsAndOverflows) {
 // takes them from its cache, without g0 or the pool.
 TEST_F(ProcTest, HotSplitReusesSegmentsDirectly) {
   constexpr int kCalls = 1000;
-  // Past the first stack, but few enough segments for the G's cache (8) in
-  // every build: sanitizer builds fit one frame per segment, optimised ones
-  // about twelve.
-  constexpr int kDepth = 4 * kFixedStack / (kRecursePad + kStackGuard);
+  // Each level calls WithStack once, so takes at most one new segment: a
+  // call needs no more segments than the G's cache holds (8), whatever a
+  // segment fits. How many it fits depends on the build's frames and on the
+  // machine (the signal frame reserve follows AT_MINSIGSTKSZ): a depth
+  // computed from frame sizes needed 10 segments in the checked build on a
+  // machine whose reserve left room for three frames a segment. Eight
+  // levels of WithStack(kRecursePad + 128) never fit the G's first stack.
+  constexpr int kDepth = 8;
   StartRuntime(1);
   std::atomic<int> right{0};
   Go([&] {
