@@ -19,6 +19,22 @@ struct alignas(64) Node {
 
 using Stack = LockFreeStack<Node, &Node::next>;
 
+// Numbers the nodes 0, 1, ... and pushes them all.
+void PushNumbered(Stack* s, std::vector<Node>* nodes) {
+  for (size_t i = 0; i < nodes->size(); ++i) {
+    (*nodes)[i].value = static_cast<int>(i);
+    s->Push(&(*nodes)[i]);
+  }
+}
+
+// Every value from 0 to n - 1 is in `values` exactly once.
+void ExpectEachOnce(std::vector<int> values, int n) {
+  std::sort(values.begin(), values.end());
+  std::vector<int> want(n);
+  for (int i = 0; i < n; ++i) want[i] = i;
+  EXPECT_EQ(values, want);
+}
+
 TEST(LockFreeStackTest, LifoOrderAndPopAll) {
   Stack s;
   EXPECT_TRUE(s.empty());
@@ -78,10 +94,7 @@ TEST(LockFreeStackTest, ConcurrentPushPopKeepsEveryNodeExactlyOnce) {
   constexpr int kIters = 50000;
   Stack s;
   std::vector<Node> nodes(kNodes);
-  for (int i = 0; i < kNodes; ++i) {
-    nodes[i].value = i;
-    s.Push(&nodes[i]);
-  }
+  PushNumbered(&s, &nodes);
   std::atomic<long> pops{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -126,10 +139,7 @@ TEST(LockFreeStackTest, ConcurrentPushPopKeepsEveryNodeExactlyOnce) {
 
   std::vector<int> values;
   while (Node* n = s.Pop()) values.push_back(n->value);
-  std::sort(values.begin(), values.end());
-  std::vector<int> want(kNodes);
-  for (int i = 0; i < kNodes; ++i) want[i] = i;
-  EXPECT_EQ(values, want);
+  ExpectEachOnce(values, kNodes);
 }
 
 // Sift hands over nodes one by one: those put back return in their old
@@ -176,10 +186,7 @@ TEST(LockFreeStackTest, ConcurrentSiftsLoseAndDuplicateNothing) {
   constexpr int kThreads = 4;
   Stack s;
   std::vector<Node> nodes(kNodes);
-  for (int i = 0; i < kNodes; ++i) {
-    nodes[i].value = i;
-    s.Push(&nodes[i]);
-  }
+  PushNumbered(&s, &nodes);
   std::vector<std::vector<int>> taken(kThreads);
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -209,10 +216,7 @@ TEST(LockFreeStackTest, ConcurrentSiftsLoseAndDuplicateNothing) {
   std::vector<int> all;
   for (const auto& t : taken) all.insert(all.end(), t.begin(), t.end());
   while (Node* n = s.Pop()) all.push_back(n->value);
-  std::sort(all.begin(), all.end());
-  std::vector<int> want(kNodes);
-  for (int i = 0; i < kNodes; ++i) want[i] = i;
-  EXPECT_EQ(all, want);
+  ExpectEachOnce(all, kNodes);
 }
 
 }  // namespace
