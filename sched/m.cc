@@ -165,8 +165,12 @@ void ClearThreadState(M* m) {
 
 // --- Fork: the gates, and the atfork handlers. ---
 
-// True from fork's prepare handler until its parent or child handler.
-std::atomic<bool> forking{false};
+// Forks under way: from a fork's prepare handler until its parent handler
+// (its child's sets 0, the only thread left there). A count, not a flag:
+// glibc runs the atfork handlers of concurrent forks at once (it holds no
+// lock across them), so one fork's parent handler must not reopen the slow
+// paths while another fork is between its prepare handler and its fork.
+std::atomic<int> forking{0};
 // Set on the thread that forks, for the same span: its own slow paths (an
 // atfork handler registered before ours calls the allocator) must not wait
 // for the fork they are part of.
@@ -174,7 +178,7 @@ __thread bool this_thread_forks ABSL_ATTRIBUTE_INITIAL_EXEC = false;
 
 void ForkPrepare() {
   this_thread_forks = true;
-  forking.store(true, std::memory_order_seq_cst);
+  forking.fetch_add(1, std::memory_order_seq_cst);
   // Only this thread sets its own M's gate. Open, it means the fork comes
   // from within this thread's slow path (a signal handler that interrupted
   // it, a crash reporter's on the abort of a misuse found there): waiting
@@ -190,7 +194,7 @@ void ForkPrepare() {
 }
 
 void ForkParent() {
-  forking.store(false, std::memory_order_seq_cst);
+  forking.fetch_sub(1, std::memory_order_seq_cst);
   this_thread_forks = false;
 }
 
@@ -213,7 +217,7 @@ void ForkChild() {
     ++idle;
   }
   idle_count.store(idle, std::memory_order_relaxed);
-  forking.store(false, std::memory_order_seq_cst);
+  forking.store(0, std::memory_order_seq_cst);
   this_thread_forks = false;
 }
 
@@ -224,7 +228,7 @@ SlowPathGate::SlowPathGate(M* m) : m_(m), caches_(internal::tls_stackcache) {
     if (m->gate.exchange(1, std::memory_order_seq_cst) != 0) {
       Throw("stackalloc: re-entered from a signal handler");
     }
-    if (!forking.load(std::memory_order_seq_cst) || this_thread_forks) {
+    if (forking.load(std::memory_order_seq_cst) == 0 || this_thread_forks) {
       // Only a handler on this thread reads it: a signal fence orders it.
       internal::tls_stackcache = &closed_caches;
       std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -232,7 +236,9 @@ SlowPathGate::SlowPathGate(M* m) : m_(m), caches_(internal::tls_stackcache) {
     }
     // A fork is under way: step back and wait for it (only fork waits).
     m->gate.store(0, std::memory_order_seq_cst);
-    while (forking.load(std::memory_order_seq_cst)) std::this_thread::yield();
+    while (forking.load(std::memory_order_seq_cst) != 0) {
+      std::this_thread::yield();
+    }
   }
 }
 
