@@ -61,23 +61,26 @@ void* NewSignalStack() {
 
 // Gives the thread the M's alternate signal stack unless it has one (Go's
 // minitSignalStack): the overflow handler runs on it, since the stack that
-// overflowed has no room left.
-void MinitSignalStack(M* m) {
+// overflowed has no room left. Returns false if the thread has none and
+// the OS refused ours (its memory, or sigaltstack itself).
+bool MinitSignalStack(M* m) {
   m->sigaltstack_installed = false;
   stack_t old;
-  if (sigaltstack(nullptr, &old) != 0 || (old.ss_flags & SS_DISABLE) == 0) {
-    return;  // The thread has one (the user's, a sanitizer's): keep it.
+  if (sigaltstack(nullptr, &old) != 0) return false;
+  if ((old.ss_flags & SS_DISABLE) == 0) {
+    return true;  // The thread has one (the user's, a sanitizer's): keep it.
   }
   void* mine = m->sigaltstack.load(std::memory_order_relaxed);
   if (mine == nullptr) {
     mine = NewSignalStack();
-    if (mine == nullptr) return;
+    if (mine == nullptr) return false;
     m->sigaltstack.store(mine, std::memory_order_relaxed);
   }
   stack_t st{};
   st.ss_sp = mine;
   st.ss_size = SignalStackBytes();
   m->sigaltstack_installed = sigaltstack(&st, nullptr) == 0;
+  return m->sigaltstack_installed;
 }
 
 // Takes the M's signal stack back from the thread (Go's
@@ -392,10 +395,11 @@ M* BindNewM() {
   ThreadStackBounds(m->g0());
   internal::tls_m = m;
   m->set_curg(m->g0());
-  MinitSignalStack(m);
-  if (pthread_setspecific(key, m) != 0) {
-    // Out of memory for the key's slot: without its exit hook the M would
-    // never come back, so the thread goes without one (refused).
+  // Without a signal stack an overflow would die unreported; without the
+  // key's slot the M would never come back at the thread's exit. Either
+  // refusal leaves the thread unbound, to bind anew on its next call, and
+  // the call that bound refused (nullptr), as any refusal.
+  if (!MinitSignalStack(m) || pthread_setspecific(key, m) != 0) {
     MakeIdle(m);
     return nullptr;
   }

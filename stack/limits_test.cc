@@ -15,21 +15,25 @@
 // that exhaust the address space or the map count do not run under a
 // sanitizer, whose runtime needs mappings of its own.
 
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/sanitizers.h"
 #include "base/stack_sizes.h"
 #include "gtest/gtest.h"
+#include "sched/m.h"
 #include "stack/large_stack.h"
 #include "stackalloc.h"
 #include "stats/mstats.h"
@@ -135,6 +139,71 @@ TEST(LimitsTest, AddressSpaceLimitLeavesRoomForStacks) {
 
 TEST(LimitsTest, DataLimitLeavesRoomForStacks) {
   UnderALimitOf60MiBMore(RLIMIT_DATA);
+}
+
+// A thread's first call under an address-space limit a few pages above
+// what the process uses, at every headroom up to 72 KiB: the M's signal
+// stack (64 KiB and a guard) may not fit, and then the call is refused and
+// changes nothing; once the limit is lifted the thread binds with a signal
+// stack, as every M's thread has one.
+// Regression: the thread stayed bound with no signal stack for good, and
+// an overflow of one of our stacks on it died of a bare SIGSEGV.
+TEST(LimitsTest, AThreadRefusedItsSignalStackGetsOneLater) {
+  if (kSanitized) GTEST_SKIP() << "the sanitizers' shadow needs the room";
+  std::string err;
+  const int status = RunInChild(
+      [] {
+        // Idle Ms (those of the parent's threads, and each round's) have
+        // their signal stacks: threads that hold them make every round's
+        // thread take a new M.
+        std::atomic<bool> release{false};
+        std::vector<std::thread> holders;
+        auto hold_idle_ms = [&] {
+          while (idle_m_count() > 0) {
+            std::atomic<bool> bound{false};
+            holders.emplace_back([&release, &bound] {
+              getm();
+              bound.store(true);
+              while (!release.load()) usleep(1000);
+            });
+            while (!bound.load()) std::this_thread::yield();
+          }
+        };
+        int rc = 0;
+        for (size_t kib = 8; kib <= 72 && rc == 0; kib += 8) {
+          hold_idle_ms();
+          std::thread([kib, &rc] {
+            rlimit old{};
+            if (getrlimit(RLIMIT_AS, &old) != 0) _exit(90);
+            const MemStats before = ReadMemStats();
+            rlimit tight = old;
+            tight.rlim_cur = VmSize() + (kib << 10);
+            if (setrlimit(RLIMIT_AS, &tight) != 0) _exit(91);
+            void* first = stackalloc(kFixedStack);
+            if (setrlimit(RLIMIT_AS, &old) != 0) _exit(92);
+            if (first == nullptr &&
+                !StackStatsDiff(before, ReadMemStats()).empty()) {
+              rc = 1;  // A refusal changed the statistics.
+              return;
+            }
+            void* p = first != nullptr ? first : stackalloc(kFixedStack);
+            stack_t ss{};
+            if (p == nullptr) {
+              rc = 2;
+            } else if (sigaltstack(nullptr, &ss) != 0 ||
+                       (ss.ss_flags & SS_DISABLE) != 0) {
+              rc = 3;  // Bound without a signal stack.
+            }
+            if (p != nullptr) stackfree(p, kFixedStack);
+          }).join();
+          if (rc != 0) fprintf(stderr, "headroom %zu KiB: %d\n", kib, rc);
+        }
+        release.store(true);
+        for (std::thread& t : holders) t.join();
+        return rc;
+      },
+      &err);
+  EXPECT_EQ(DescribeWaitStatus(status), "exit 0") << err;
 }
 
 // mlockall(MCL_FUTURE) as an unprivileged process with the default 8 MiB
