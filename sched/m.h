@@ -124,7 +124,8 @@ class M {
   // this M gives a thread that has none, so a stack overflow can be
   // reported on it (Go's m->gsignal stack), with a guard page below it, so
   // a handler that runs past it faults there instead of writing into what
-  // lies below; nullptr if the OS had no memory for one. Whether the bound
+  // lies below; nullptr until a thread that has none binds the M (if the
+  // OS refuses its memory then, the binding is refused). Whether the bound
   // thread uses it. A stack the thread had, or installs later, is the
   // thread's: never disabled, replaced or freed. Atomic: the overflow
   // report reads every M's from any thread.
