@@ -256,7 +256,8 @@ struct StackUsage {
 // with the pages it had touched when its chunk was read; a stack carved,
 // freed above 1 MiB, or released with its chunk meanwhile may be counted or
 // not, and handed_out mixes moments as ReadMemStats() does (never above
-// stacks). The returned object is about 19 KiB.
+// stacks). The returned object is about 19 KiB; a call takes at most 26 KiB
+// of the caller's stack with it (28.5 KiB under ASan).
 StackUsage ReadStackUsage();
 
 // Writes a short table of the census into buf (at most size bytes, always
