@@ -1,7 +1,14 @@
 #include "base/check.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <limits>
+#include <string>
 
 #include "base/throw.h"
 #include "gtest/gtest.h"
@@ -48,6 +55,41 @@ TEST(RawBufferTest, CutsLongText) {
   for (int i = 0; i < 100; ++i) b.Str("0123456789");
   EXPECT_LT(b.size(), 1000u);
   EXPECT_EQ(b.c_str()[b.size()], '\0');
+}
+
+// stderr a pipe set O_NONBLOCK and full when the process dies: the message
+// waits for the reader, which drains the pipe 200 ms later, and arrives.
+// Regression: the write gave up on EAGAIN and the report was lost.
+TEST(ThrowTest, AFullNonBlockingStderrStillGetsTheMessage) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_NONBLOCK), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    if (dup2(fds[1], STDERR_FILENO) < 0) _exit(90);
+    char fill[4096] = {};
+    while (write(STDERR_FILENO, fill, sizeof fill) > 0) {
+    }
+    if (errno != EAGAIN) _exit(91);
+    Throw("the message after a full pipe");
+  }
+  close(fds[1]);
+  usleep(200 * 1000);
+  std::string got;
+  char buf[4096];
+  const int flags = fcntl(fds[0], F_GETFL);
+  ASSERT_EQ(fcntl(fds[0], F_SETFL, flags & ~O_NONBLOCK), 0);
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) {
+    got.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) << status;
+  EXPECT_NE(got.find("fatal error: the message after a full pipe\n"),
+            std::string::npos)
+      << got.size() << " bytes read";
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "base/throw.h"
 
+#include <poll.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -25,10 +26,25 @@ ssize_t SysWritev(const iovec* v, int n) {
   return syscall(SYS_writev, STDERR_FILENO, v, n);
 }
 
+// stderr set O_NONBLOCK (a supervisor's pipe, Node.js's) and full: waits
+// until it drains, up to 100 ms a time and 50 times a message, so a report
+// is not lost to a reader that is slow, nor a dying process held for ever
+// by one that never reads. Returns false once the wait is over.
+bool WaitWritable(int* waits) {
+  if (++*waits > 50) return false;
+  pollfd p{STDERR_FILENO, POLLOUT, 0};
+  return syscall(SYS_poll, &p, 1, 100) >= 0 || errno == EINTR;
+}
+
 void WriteAll(const char* p, size_t n) {
+  int waits = 0;
   while (n > 0) {
     ssize_t w = SysWrite(p, n);
     if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+        WaitWritable(&waits)) {
+      continue;
+    }
     if (w <= 0) return;  // Nowhere left to report; the caller dies anyway.
     p += w;
     n -= static_cast<size_t>(w);
