@@ -164,11 +164,21 @@ void Systemstack(F&& f) {
 }
 
 // Fast path: one out-of-line call and a comparison, then f on this stack.
+// An exception that leaves f dies here too (free until one is thrown): had
+// it propagated, the same code would catch it on one machine and die on
+// another, since which path runs follows frame sizes and the CPU's signal
+// frame reserve.
 template <typename F>
 inline auto WithStack(size_t n, F&& f)
     -> std::decay_t<std::invoke_result_t<F&>> {
   using R = std::decay_t<std::invoke_result_t<F&>>;
-  if (ABSL_PREDICT_TRUE(internal::StackRoom() >= n)) return f();
+  if (ABSL_PREDICT_TRUE(internal::StackRoom() >= n)) {
+    try {
+      return f();
+    } catch (...) {
+      internal::ExceptionLeftSegment();
+    }
+  }
   return internal::CallOnNewSegment<R>(n, f);  // Slow path: a new segment.
 }
 

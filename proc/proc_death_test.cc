@@ -285,6 +285,31 @@ TEST_F(ProcDeathTest, ExceptionEscapingWithStackDies) {
                "WithStack function");
 }
 
+// The same where f runs on the stack it was called on (room enough), on a
+// G and on a plain thread: whether an exception may escape does not follow
+// the room left, which differs between builds and machines.
+// Regression: there it propagated and could be caught.
+TEST_F(ProcDeathTest, ExceptionEscapingWithStackDiesWithRoomToSpare) {
+  EXPECT_DEATH(InAG([] {
+                 WithStack(kUnwindStack, [] {
+                   try {
+                     WithStack(64, [] { ThrowIt(3); });
+                   } catch (int) {
+                   }
+                 });
+               }),
+               "fatal error: goroutine [0-9]+: an exception escaped a "
+               "WithStack function");
+  EXPECT_DEATH(
+      {
+        try {
+          WithStack(64, [] { ThrowIt(4); });
+        } catch (int) {
+        }
+      },
+      "fatal error: goroutine 0: an exception escaped a WithStack function");
+}
+
 // Systemstack's function must not throw: if it does, a clear fatal error
 // (it once reached std::terminate in Systemstack's noexcept trampoline).
 TEST_F(ProcDeathTest, AnExceptionOutOfSystemstackDiesClearly) {

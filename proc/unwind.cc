@@ -16,7 +16,7 @@ void ExceptionLeftSegment() {
   RawBuffer b;
   b.Str("goroutine ").Dec(g != nullptr ? g->goid : 0);
   b.Str(": an exception escaped a WithStack function (exceptions do not ");
-  b.Str("cross stack segments)");
+  b.Str("cross stack segments, and f may run on a new one)");
   ThrowOnG0(b.c_str());
 }
 
