@@ -83,19 +83,24 @@ static_assert(kMinSignalStack >= 2 * kTracebackStack,
 
 // Bytes left below this frame on the stack the handler runs on: the
 // alternate signal stack (the M's, or the thread's own), or whatever stack
-// of known bounds the kernel delivered the signal on; 0 if unknown.
-size_t HandlerRoom() {
+// of known bounds the kernel delivered the signal on. Returns false if
+// that stack's bounds are unknown (a signal stack installed with
+// SS_AUTODISARM reads as none while the handler runs on it).
+bool HandlerRoom(size_t* room) {
   const auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
   stack_t ss;
   if (sigaltstack(nullptr, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) != 0) {
     const auto lo = reinterpret_cast<uintptr_t>(ss.ss_sp);
-    return here - lo < ss.ss_size ? here - lo : 0;
+    *room = here - lo < ss.ss_size ? here - lo : 0;
+    return true;
   }
   uintptr_t lo, hi;
-  return StackBoundsHolding(*fault_map.load(std::memory_order_relaxed), here,
-                            &lo, &hi, /*read_thread_stack=*/false)
-             ? here - lo
-             : 0;
+  if (!StackBoundsHolding(*fault_map.load(std::memory_order_relaxed), here, &lo,
+                          &hi, /*read_thread_stack=*/false)) {
+    return false;
+  }
+  *room = here - lo;
+  return true;
 }
 
 // The report's lines after its first: the traceback of the interrupted
@@ -107,17 +112,33 @@ struct Traceback {
 };
 
 // Writes the traceback (base/traceback.h): the pc, and the functions on the
-// stack, named where the handler's stack has room for the symbolizer.
+// stack, named where the handler's stack has room for the symbolizer. On a
+// stack known to be too small even for the walk (a thread's own signal
+// stack of a few KiB), only why: the walk would write below it, into
+// whatever lies there. On one of unknown bounds, the walk without names.
 void WriteReportTraceback(void* arg) {
   const auto* t = static_cast<const Traceback*>(arg);
-  const size_t room = HandlerRoom();
-  const bool names = room >= kTracebackStack;
+  size_t room = 0;
+  const bool known = HandlerRoom(&room);
+  if (known && room < kTracebackStackWithoutNames) {
+    RawBuffer b;
+    b.Str("  (no traceback: ").Udec(room);
+    b.Str(" bytes of stack left for the handler, the walk takes ");
+    b.Udec(kTracebackStackWithoutNames).Str(")\n");
+    RawWrite(b.c_str());
+    return;
+  }
+  const bool names = known && room >= kTracebackStack;
   WriteTraceback(t->at, t->lo, t->hi, names);
   if (!names) {
     RawBuffer b;
-    b.Str("  (functions not named: ").Udec(room);
-    b.Str(" bytes of stack left for the handler, naming takes ");
-    b.Udec(kTracebackStack).Str(")\n");
+    b.Str("  (functions not named: ");
+    if (known) {
+      b.Udec(room).Str(" bytes of stack left for the handler");
+    } else {
+      b.Str("the handler's stack has bounds we do not know");
+    }
+    b.Str(", naming takes ").Udec(kTracebackStack).Str(")\n");
     RawWrite(b.c_str());
   }
 }

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <ostream>
 #include <string>
@@ -24,6 +25,7 @@
 #include "boost_stack_allocator.h"
 #include "gtest/gtest.h"
 #include "proc/proc.h"
+#include "sched/m.h"
 #include "stackalloc.h"
 #include "testing/test_helpers.h"
 
@@ -193,6 +195,52 @@ TEST(OverflowReportDeathTest, WithoutRoomForNamesTheAddressesRemain) {
                  OverflowABoostFiber(size_t{16} << 10);
                }).join(),
                ReportOf(size_t{16} << 10, /*on_a_g=*/false, /*names=*/false));
+}
+
+// A thread's own signal stack of 1 (6 under the sanitizers) to 12 KiB
+// beyond the kernel's signal frame, a guard page below it: the report's first
+// line comes in every case, then the walk if the stack has room for it, else
+// why not; never a write below the stack (which would fault on the guard, and
+// the process die of SIGSEGV without a report). Regression: the walk ran on a
+// few KiB and wrote up to 1.7 KiB below a thread's own signal stack.
+TEST(OverflowReportTest, OnAThreadsSmallSignalStackNothingIsWrittenBelowIt) {
+  // The first line's frames fit in 1 KiB, in 6 KiB under the sanitizers.
+  const size_t first_line =
+      sanitizer::kAsan || sanitizer::kTsan ? 6 << 10 : 1 << 10;
+  for (size_t extra = first_line; extra <= 12 << 10; extra += 256) {
+    const size_t size = (SignalFrameBytes() + extra + 15) & ~size_t{15};
+    std::string err;
+    const int status = testing_util::RunInChild(
+        [size] {
+          std::thread([size] {
+            auto* mem = static_cast<char*>(
+                mmap(nullptr, size + 4096, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+            if (mem == MAP_FAILED || mprotect(mem, 4096, PROT_NONE) != 0) {
+              _exit(90);
+            }
+            stack_t ss{};
+            ss.ss_sp = mem + 4096;
+            ss.ss_size = size;
+            if (sigaltstack(&ss, nullptr) != 0) _exit(91);
+            BoostStackAllocator::PrepareThread();
+            OverflowABoostFiber(size_t{16} << 10);
+          }).join();
+          return 92;
+        },
+        &err);
+    EXPECT_EQ(testing_util::DescribeWaitStatus(status), "signal 6 (Aborted)")
+        << "signal stack of " << size << " bytes: " << err;
+    EXPECT_NE(err.find("fatal error: stack overflow: 16384-byte stack"),
+              std::string::npos)
+        << size << ": " << err;
+    const bool walked = err.find("\n  pc 0x") != std::string::npos;
+    const bool why = err.find("\n  (no traceback: ") != std::string::npos;
+    EXPECT_TRUE(walked != why) << size << ": " << err;
+    printf("signal stack of %zu bytes: %s\n", size,
+           walked ? "traceback" : "no traceback, and why");
+    fflush(stdout);  // Not again in the next child.
+  }
 }
 
 }  // namespace
