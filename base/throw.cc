@@ -10,6 +10,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 
 namespace stackalloc {
 namespace {
@@ -33,7 +34,9 @@ ssize_t SysWritev(const iovec* v, int n) {
 bool WaitWritable(int* waits) {
   if (++*waits > 50) return false;
   pollfd p{STDERR_FILENO, POLLOUT, 0};
-  return syscall(SYS_poll, &p, 1, 100) >= 0 || errno == EINTR;
+  timespec limit{0, 100 * 1000 * 1000};
+  // ppoll: AArch64 has no poll system call.
+  return syscall(SYS_ppoll, &p, 1, &limit, nullptr, 0) >= 0 || errno == EINTR;
 }
 
 void WriteAll(const char* p, size_t n) {
