@@ -58,32 +58,42 @@ TEST(RawBufferTest, CutsLongText) {
 }
 
 // stderr a pipe set O_NONBLOCK and full when the process dies: the message
-// waits for the reader, which drains the pipe 200 ms later, and arrives.
+// waits for the reader, which drains the pipe 200 ms after the child said
+// the pipe was full, and arrives.
 // Regression: the write gave up on EAGAIN and the report was lost.
 TEST(ThrowTest, AFullNonBlockingStderrStillGetsTheMessage) {
-  int fds[2];
-  ASSERT_EQ(pipe2(fds, O_NONBLOCK), 0);
+  int err[2];
+  int full[2];  // The child's word that err is full.
+  ASSERT_EQ(pipe2(err, O_NONBLOCK), 0);
+  ASSERT_EQ(pipe(full), 0);
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    close(fds[0]);
-    if (dup2(fds[1], STDERR_FILENO) < 0) _exit(90);
+    close(err[0]);
+    close(full[0]);
+    if (dup2(err[1], STDERR_FILENO) < 0) _exit(90);
     char fill[4096] = {};
     while (write(STDERR_FILENO, fill, sizeof fill) > 0) {
     }
     if (errno != EAGAIN) _exit(91);
+    if (write(full[1], "f", 1) != 1) _exit(92);
     Throw("the message after a full pipe");
   }
-  close(fds[1]);
+  close(err[1]);
+  close(full[1]);
+  char word = 0;
+  ASSERT_EQ(read(full[0], &word, 1), 1);  // The pipe is full.
+  close(full[0]);
   usleep(200 * 1000);
   std::string got;
   char buf[4096];
-  const int flags = fcntl(fds[0], F_GETFL);
-  ASSERT_EQ(fcntl(fds[0], F_SETFL, flags & ~O_NONBLOCK), 0);
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) {
+  const int flags = fcntl(err[0], F_GETFL);
+  ASSERT_EQ(fcntl(err[0], F_SETFL, flags & ~O_NONBLOCK), 0);
+  for (ssize_t n; got.size() < (size_t{16} << 20) &&
+                  (n = read(err[0], buf, sizeof buf)) > 0;) {
     got.append(buf, static_cast<size_t>(n));
   }
-  close(fds[0]);
+  close(err[0]);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) << status;

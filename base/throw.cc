@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -27,12 +28,30 @@ ssize_t SysWritev(const iovec* v, int n) {
   return syscall(SYS_writev, STDERR_FILENO, v, n);
 }
 
+// Nanoseconds on CLOCK_MONOTONIC; 0 if it cannot be read.
+int64_t MonotonicNs() {
+  timespec t{};
+  if (syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &t) != 0) return 0;
+  return int64_t{t.tv_sec} * 1000000000 + t.tv_nsec;
+}
+
+// Until when writes wait for a full stderr: set at the first wait, for the
+// whole process (a report is dozens of writes; a dying process has one
+// report to give).
+ABSL_CONST_INIT std::atomic<int64_t> wait_until_ns{0};
+
 // stderr set O_NONBLOCK (a supervisor's pipe, Node.js's) and full: waits
-// until it drains, up to 100 ms a time and 50 times a message, so a report
-// is not lost to a reader that is slow, nor a dying process held for ever
-// by one that never reads. Returns false once the wait is over.
-bool WaitWritable(int* waits) {
-  if (++*waits > 50) return false;
+// until it drains, 100 ms at a time and 5 s in all, so a report is not lost
+// to a reader that is slow, nor a dying process held for ever by one that
+// never reads. Returns false once the 5 s have passed.
+bool WaitWritable() {
+  const int64_t now = MonotonicNs();
+  int64_t until = wait_until_ns.load(std::memory_order_relaxed);
+  if (until == 0) {
+    const int64_t mine = now + int64_t{5} * 1000000000;
+    until = wait_until_ns.compare_exchange_strong(until, mine) ? mine : until;
+  }
+  if (now == 0 || now >= until) return false;
   pollfd p{STDERR_FILENO, POLLOUT, 0};
   timespec limit{0, 100 * 1000 * 1000};
   // ppoll: AArch64 has no poll system call.
@@ -40,12 +59,10 @@ bool WaitWritable(int* waits) {
 }
 
 void WriteAll(const char* p, size_t n) {
-  int waits = 0;
   while (n > 0) {
     ssize_t w = SysWrite(p, n);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-        WaitWritable(&waits)) {
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && WaitWritable()) {
       continue;
     }
     if (w <= 0) return;  // Nowhere left to report; the caller dies anyway.

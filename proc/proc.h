@@ -52,6 +52,8 @@
 #ifndef PROC_PROC_H_
 #define PROC_PROC_H_
 
+#include <cxxabi.h>
+
 #include <cstddef>
 #include <optional>
 #include <type_traits>
@@ -164,10 +166,11 @@ void Systemstack(F&& f) {
 }
 
 // Fast path: one out-of-line call and a comparison, then f on this stack.
-// An exception that leaves f dies here too (free until one is thrown): had
-// it propagated, the same code would catch it on one machine and die on
-// another, since which path runs follows frame sizes and the CPU's signal
-// frame reserve.
+// An exception that leaves f dies here too (a landing pad, and no tail call
+// of f; nothing else on the path): had it propagated, the same code would
+// catch it on one machine and die on another, since which path runs follows
+// frame sizes and the CPU's signal frame reserve. A thread's cancellation
+// or pthread_exit (glibc's forced unwinding) goes on, as it did.
 template <typename F>
 inline auto WithStack(size_t n, F&& f)
     -> std::decay_t<std::invoke_result_t<F&>> {
@@ -175,6 +178,8 @@ inline auto WithStack(size_t n, F&& f)
   if (ABSL_PREDICT_TRUE(internal::StackRoom() >= n)) {
     try {
       return f();
+    } catch (abi::__forced_unwind&) {
+      throw;
     } catch (...) {
       internal::ExceptionLeftSegment();
     }

@@ -8,6 +8,8 @@
 // (Boost's fixedsize_stack) the room counts as none, and WithStack dies.
 // Near the bottom of a stack, the message still gets out.
 
+#include <pthread.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -124,6 +126,25 @@ TEST(WithStackDeathTest, FrameTooLargeNearTheBottomOfAGSaysSo) {
         Wait();
       },
       "fatal error: withstack: a frame of 1073741825 bytes is larger");
+}
+
+// pthread_exit inside a WithStack function on a plain thread ends the
+// thread, as it would without WithStack: glibc's forced unwinding is not an
+// exception that escaped.
+TEST(WithStackTest, PthreadExitInsideEndsTheThread) {
+  static bool after = false;
+  pthread_t t;
+  ASSERT_EQ(pthread_create(
+                &t, nullptr,
+                [](void*) -> void* {
+                  WithStack(64, [] { pthread_exit(nullptr); });
+                  after = true;
+                  return nullptr;
+                },
+                nullptr),
+            0);
+  ASSERT_EQ(pthread_join(t, nullptr), 0);
+  EXPECT_FALSE(after);
 }
 
 }  // namespace
