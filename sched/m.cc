@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "alloc/guard.h"
 #include "alloc/lock_free_stack.h"
 #include "alloc/sys_alloc.h"
@@ -164,6 +165,7 @@ void ClearThreadState(M* m) {
   m->set_mallocing(0);
   m->set_gcing(0);
   m->sigaltstack_installed = false;
+  m->sigaltstack_missing = false;
 }
 
 // --- Fork: the gates, and the atfork handlers. ---
@@ -235,6 +237,9 @@ SlowPathGate::SlowPathGate(M* m) : m_(m), caches_(internal::tls_stackcache) {
       // Only a handler on this thread reads it: a signal fence orders it.
       internal::tls_stackcache = &closed_caches;
       std::atomic_signal_fence(std::memory_order_seq_cst);
+      if (ABSL_PREDICT_FALSE(m->sigaltstack_missing) && internal::tls_m == m) {
+        m->sigaltstack_missing = !MinitSignalStack(m);  // Memory came back?
+      }
       return;
     }
     // A fork is under way: step back and wait for it (only fork waits).
@@ -395,11 +400,13 @@ M* BindNewM() {
   ThreadStackBounds(m->g0());
   internal::tls_m = m;
   m->set_curg(m->g0());
-  // Without a signal stack an overflow would die unreported; without the
-  // key's slot the M would never come back at the thread's exit. Either
-  // refusal leaves the thread unbound, to bind anew on its next call, and
-  // the call that bound refused (nullptr), as any refusal.
-  if (!MinitSignalStack(m) || pthread_setspecific(key, m) != 0) {
+  // Without a signal stack (the OS refused its memory) the thread is bound
+  // all the same, since getm() and stackfree() cannot refuse, and every
+  // slow path of the thread tries again (SlowPathGate) until it has one.
+  m->sigaltstack_missing = !MinitSignalStack(m);
+  if (pthread_setspecific(key, m) != 0) {
+    // Out of memory for the key's slot: without its exit hook the M would
+    // never come back, so the thread goes without one (refused).
     MakeIdle(m);
     return nullptr;
   }

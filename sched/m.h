@@ -124,13 +124,14 @@ class M {
   // this M gives a thread that has none, so a stack overflow can be
   // reported on it (Go's m->gsignal stack), with a guard page below it, so
   // a handler that runs past it faults there instead of writing into what
-  // lies below; nullptr until a thread that has none binds the M (if the
-  // OS refuses its memory then, the binding is refused). Whether the bound
-  // thread uses it. A stack the thread had, or installs later, is the
-  // thread's: never disabled, replaced or freed. Atomic: the overflow
-  // report reads every M's from any thread.
+  // lies below; nullptr until a thread that has none binds the M. Whether
+  // the bound thread uses it, and whether it has none at all (the OS
+  // refused ours: its slow paths try again). A stack the thread had, or
+  // installs later, is the thread's: never disabled, replaced or freed.
+  // Atomic: the overflow report reads every M's from any thread.
   std::atomic<void*> sigaltstack{nullptr};
   bool sigaltstack_installed = false;
+  bool sigaltstack_missing = false;
 
  private:
   friend void mcommoninit(M* m);

@@ -143,9 +143,9 @@ TEST(LimitsTest, DataLimitLeavesRoomForStacks) {
 
 // A thread's first call under an address-space limit a few pages above
 // what the process uses, at every headroom up to 72 KiB: the M's signal
-// stack (64 KiB and a guard) may not fit, and then the call is refused and
-// changes nothing; once the limit is lifted the thread binds with a signal
-// stack, as every M's thread has one.
+// stack (64 KiB and a guard) may not fit, and the call is refused and
+// changes nothing; once the limit is lifted the thread's next slow path
+// gives it the signal stack, as every M's thread has one.
 // Regression: the thread stayed bound with no signal stack for good, and
 // an overflow of one of our stacks on it died of a bare SIGSEGV.
 TEST(LimitsTest, AThreadRefusedItsSignalStackGetsOneLater) {
