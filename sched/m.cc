@@ -170,29 +170,53 @@ void ClearThreadState(M* m) {
 
 // --- Fork: the gates, and the atfork handlers. ---
 
-// Forks under way: from a fork's prepare handler until its parent handler
-// (its child's sets 0, the only thread left there). A count, not a flag:
-// glibc runs the atfork handlers of concurrent forks at once (it holds no
-// lock across them), so one fork's parent handler must not reopen the slow
-// paths while another fork is between its prepare handler and its fork.
+// One fork at a time between our prepare and parent handlers. glibc (2.36)
+// runs concurrent forks' atfork handlers at once, and the forking thread's
+// own slow paths are let through the gates (below): without this lock,
+// another thread's fork could open its gate, in an atfork handler that
+// calls us, after this fork saw every gate closed.
+std::atomic<bool> fork_lock{false};
+// Forks under way (1 while a fork holds fork_lock; its child's handler sets
+// 0, the only thread left there): every other slow path steps back.
 std::atomic<int> forking{0};
-// Set on the thread that forks, for the same span: its own slow paths (an
-// atfork handler registered before ours calls the allocator) must not wait
-// for the fork they are part of.
-__thread bool this_thread_forks ABSL_ATTRIBUTE_INITIAL_EXEC = false;
+// On the thread holding fork_lock, how many of its forks are under way (a
+// signal handler's fork may nest in one): its own slow paths (an atfork
+// handler registered before ours calls the allocator) must not wait for
+// the fork they are part of.
+__thread int this_thread_forks ABSL_ATTRIBUTE_INITIAL_EXEC = 0;
 
 void ForkPrepare() {
-  this_thread_forks = true;
-  forking.fetch_add(1, std::memory_order_seq_cst);
+  if (this_thread_forks > 0) {  // A fork nested in this thread's own.
+    ++this_thread_forks;
+    forking.fetch_add(1, std::memory_order_seq_cst);
+    return;
+  }
   // Only this thread sets its own M's gate. Open, it means the fork comes
   // from within this thread's slow path (a signal handler that interrupted
   // it, a crash reporter's on the abort of a misuse found there): waiting
   // for it would be waiting for ourselves, for ever.
   const M* self = internal::tls_m;
-  for (M* m = all_m.load(std::memory_order_seq_cst); m != nullptr;
-       m = m->alllink()) {
-    if (m == self) continue;
-    while (m->gate.load(std::memory_order_seq_cst) != 0) {
+  for (;;) {
+    while (fork_lock.exchange(true, std::memory_order_acquire)) {
+      std::this_thread::yield();
+    }
+    this_thread_forks = 1;
+    forking.fetch_add(1, std::memory_order_seq_cst);
+    const M* open = nullptr;
+    for (M* m = all_m.load(std::memory_order_seq_cst); m != nullptr;
+         m = m->alllink()) {
+      if (m != self && m->gate.load(std::memory_order_seq_cst) != 0) {
+        open = m;
+        break;
+      }
+    }
+    if (open == nullptr) return;  // Holding the lock until the fork is done.
+    // A slow path that entered before us: wait for it with nothing held,
+    // since it may itself fork (from a signal handler) and need the lock.
+    forking.fetch_sub(1, std::memory_order_seq_cst);
+    this_thread_forks = 0;
+    fork_lock.store(false, std::memory_order_release);
+    while (open->gate.load(std::memory_order_seq_cst) != 0) {
       std::this_thread::yield();
     }
   }
@@ -200,7 +224,9 @@ void ForkPrepare() {
 
 void ForkParent() {
   forking.fetch_sub(1, std::memory_order_seq_cst);
-  this_thread_forks = false;
+  if (--this_thread_forks == 0) {
+    fork_lock.store(false, std::memory_order_release);
+  }
 }
 
 // In the child only the forking thread survived: every other M is idle now,
@@ -222,8 +248,12 @@ void ForkChild() {
     ++idle;
   }
   idle_count.store(idle, std::memory_order_relaxed);
-  forking.store(0, std::memory_order_seq_cst);
-  this_thread_forks = false;
+  // This thread's forks that go on in the child: those a signal handler's
+  // fork nested in (their parent handlers run here too), none usually.
+  const int outer = this_thread_forks - 1;
+  this_thread_forks = outer;
+  forking.store(outer, std::memory_order_seq_cst);
+  fork_lock.store(outer > 0, std::memory_order_relaxed);
 }
 
 }  // namespace
