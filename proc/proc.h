@@ -171,8 +171,10 @@ void Systemstack(F&& f) {
 // catch it on one machine and die on another, since which path runs follows
 // frame sizes and the CPU's signal frame reserve. A thread's cancellation
 // or pthread_exit (glibc's forced unwinding) goes on, as it did.
+// no_sanitize("null"): glibc's forced unwinding has no exception object,
+// and the reference its catch clause binds reads as null to UBSan.
 template <typename F>
-inline auto WithStack(size_t n, F&& f)
+__attribute__((no_sanitize("null"))) inline auto WithStack(size_t n, F&& f)
     -> std::decay_t<std::invoke_result_t<F&>> {
   using R = std::decay_t<std::invoke_result_t<F&>>;
   if (ABSL_PREDICT_TRUE(internal::StackRoom() >= n)) {
